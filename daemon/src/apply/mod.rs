@@ -1,0 +1,274 @@
+//! Applying committed requests to the MVCC store (etcd's applier): Put, DeleteRange, Txn,
+//! Compaction, and the Range logic shared with the read path.
+//!
+//! Everything here is deterministic: every member applies the same entries to the same state
+//! and gets the same revisions and results.
+
+mod range;
+
+pub use range::{execute_range, RangeSource};
+
+use crate::api::etcdserverpb::{
+    compare, request_op, response_op, CompactionResponse, Compare, DeleteRangeRequest,
+    DeleteRangeResponse, PutRequest, PutResponse, RequestOp, ResponseHeader, ResponseOp,
+    TxnRequest, TxnResponse,
+};
+use crate::api::mvccpb::KeyValue;
+use crate::api::retcdpb::{internal_request, internal_response, InternalRequest, InternalResponse};
+use crate::error::EtcdError;
+use crate::mvcc::{RangeEnd, RangeOptions, RevTxn, WriteTxn};
+
+/// Answers whether a lease exists (leases arrive with the lease service).
+pub trait LeaseLookup {
+    fn exists(&self, id: i64) -> bool;
+}
+
+/// No leases exist yet: every lease ID is unknown.
+pub struct NoLeases;
+
+impl LeaseLookup for NoLeases {
+    fn exists(&self, _id: i64) -> bool {
+        false
+    }
+}
+
+fn header(rev: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision: rev,
+        ..Default::default()
+    })
+}
+
+/// Applies one request in its own revision.
+pub fn apply(
+    txn: &mut WriteTxn<'_>,
+    req: InternalRequest,
+    leases: &dyn LeaseLookup,
+) -> Result<InternalResponse, EtcdError> {
+    use internal_request::Request as Rq;
+    use internal_response::Response as Rs;
+    let response = match req.request {
+        None => None,
+        Some(Rq::Compaction(c)) => {
+            txn.compact(c.revision)?;
+            Some(Rs::Compaction(CompactionResponse {
+                header: header(txn.current_rev()),
+            }))
+        }
+        Some(Rq::Put(p)) => {
+            let mut rt = txn.begin();
+            check_put(&rt, &p, leases)?;
+            let mut resp = put(&mut rt, p)?;
+            resp.header = header(rt.finish());
+            Some(Rs::Put(resp))
+        }
+        Some(Rq::DeleteRange(d)) => {
+            let mut rt = txn.begin();
+            let mut resp = delete_range(&mut rt, d)?;
+            resp.header = header(rt.finish());
+            Some(Rs::DeleteRange(resp))
+        }
+        Some(Rq::Txn(t)) => {
+            let mut rt = txn.begin();
+            let path = compare_path(&rt, &t)?;
+            check_txn_ops(&rt, &t, &path, leases)?;
+            let mut resp = execute_txn(&mut rt, t, &path)?;
+            resp.header = header(rt.finish());
+            Some(Rs::Txn(resp))
+        }
+    };
+    Ok(InternalResponse { response })
+}
+
+fn check_put(
+    rt: &RevTxn<'_, '_>,
+    p: &PutRequest,
+    leases: &dyn LeaseLookup,
+) -> Result<(), EtcdError> {
+    if (p.ignore_value || p.ignore_lease) && rt.get(&p.key)?.is_none() {
+        return Err(EtcdError::KeyNotFound);
+    }
+    if !p.ignore_lease && p.lease != 0 && !leases.exists(p.lease) {
+        return Err(EtcdError::LeaseNotFound);
+    }
+    Ok(())
+}
+
+fn put(rt: &mut RevTxn<'_, '_>, p: PutRequest) -> Result<PutResponse, EtcdError> {
+    let (value, lease) = if p.ignore_value || p.ignore_lease {
+        let prev = rt.get(&p.key)?.ok_or(EtcdError::KeyNotFound)?;
+        (
+            if p.ignore_value { prev.value } else { p.value },
+            if p.ignore_lease { prev.lease } else { p.lease },
+        )
+    } else {
+        (p.value, p.lease)
+    };
+    let prev = rt.put(&p.key, value, lease)?;
+    Ok(PutResponse {
+        header: header(rt.rev()),
+        prev_kv: if p.prev_kv { prev } else { None },
+    })
+}
+
+fn delete_range(
+    rt: &mut RevTxn<'_, '_>,
+    d: DeleteRangeRequest,
+) -> Result<DeleteRangeResponse, EtcdError> {
+    let end = RangeEnd::from_request(&d.range_end);
+    let prev = rt.delete_range(&d.key, &end)?;
+    Ok(DeleteRangeResponse {
+        header: header(rt.rev()),
+        deleted: prev.len() as i64,
+        prev_kvs: if d.prev_kv { prev } else { Vec::new() },
+    })
+}
+
+/// Which branch every (nested) txn takes, decided before any write, as etcd does.
+pub struct Path {
+    succeeded: bool,
+    /// One entry per nested txn of the chosen branch, in order.
+    children: Vec<Path>,
+}
+
+fn compare_path(rt: &RevTxn<'_, '_>, t: &TxnRequest) -> Result<Path, EtcdError> {
+    let mut succeeded = true;
+    for c in &t.compare {
+        if !compare(rt, c)? {
+            succeeded = false;
+            break;
+        }
+    }
+    let ops = if succeeded { &t.success } else { &t.failure };
+    let mut children = Vec::new();
+    for op in ops {
+        if let Some(request_op::Request::RequestTxn(nested)) = &op.request {
+            children.push(compare_path(rt, nested)?);
+        }
+    }
+    Ok(Path {
+        succeeded,
+        children,
+    })
+}
+
+/// Puts that would fail (missing lease, missing key with ignore_*) fail the whole txn up front.
+fn check_txn_ops(
+    rt: &RevTxn<'_, '_>,
+    t: &TxnRequest,
+    path: &Path,
+    leases: &dyn LeaseLookup,
+) -> Result<(), EtcdError> {
+    let ops = if path.succeeded {
+        &t.success
+    } else {
+        &t.failure
+    };
+    let mut nested = path.children.iter();
+    for op in ops {
+        match &op.request {
+            Some(request_op::Request::RequestPut(p)) => check_put(rt, p, leases)?,
+            Some(request_op::Request::RequestTxn(n)) => {
+                if let Some(child) = nested.next() {
+                    check_txn_ops(rt, n, child, leases)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn execute_txn(
+    rt: &mut RevTxn<'_, '_>,
+    t: TxnRequest,
+    path: &Path,
+) -> Result<TxnResponse, EtcdError> {
+    let ops = if path.succeeded { t.success } else { t.failure };
+    let mut nested = path.children.iter();
+    let mut responses = Vec::with_capacity(ops.len());
+    for RequestOp { request } in ops {
+        let response = match request {
+            None => None,
+            Some(request_op::Request::RequestRange(r)) => Some(
+                response_op::Response::ResponseRange(execute_range(&*rt, &r)?),
+            ),
+            Some(request_op::Request::RequestPut(p)) => {
+                Some(response_op::Response::ResponsePut(put(rt, p)?))
+            }
+            Some(request_op::Request::RequestDeleteRange(d)) => Some(
+                response_op::Response::ResponseDeleteRange(delete_range(rt, d)?),
+            ),
+            Some(request_op::Request::RequestTxn(n)) => {
+                let child = nested
+                    .next()
+                    .ok_or_else(|| EtcdError::Internal("txn path mismatch".into()))?;
+                let mut r = execute_txn(rt, n, child)?;
+                r.header = header(rt.rev());
+                Some(response_op::Response::ResponseTxn(r))
+            }
+        };
+        responses.push(ResponseOp { response });
+    }
+    Ok(TxnResponse {
+        header: header(rt.rev()),
+        succeeded: path.succeeded,
+        responses,
+    })
+}
+
+/// Evaluates one compare: every key in its range must satisfy it.
+fn compare(rt: &RevTxn<'_, '_>, c: &Compare) -> Result<bool, EtcdError> {
+    let end = RangeEnd::from_request(&c.range_end);
+    let kvs = rt.range(&c.key, &end, RangeOptions::default())?.kvs;
+    if kvs.is_empty() {
+        if c.target == compare::CompareTarget::Value as i32 {
+            // A missing key has no value to compare: always false, as etcd.
+            return Ok(false);
+        }
+        return Ok(compare_kv(c, &KeyValue::default()));
+    }
+    Ok(kvs.iter().all(|kv| compare_kv(c, kv)))
+}
+
+fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
+    use compare::{CompareResult, CompareTarget, TargetUnion};
+    use std::cmp::Ordering;
+    let num = |f: fn(&TargetUnion) -> Option<i64>| c.target_union.as_ref().and_then(f).unwrap_or(0);
+    let ord: Ordering = match CompareTarget::try_from(c.target) {
+        Ok(CompareTarget::Version) => kv.version.cmp(&num(|t| match t {
+            TargetUnion::Version(v) => Some(*v),
+            _ => None,
+        })),
+        Ok(CompareTarget::Create) => kv.create_revision.cmp(&num(|t| match t {
+            TargetUnion::CreateRevision(v) => Some(*v),
+            _ => None,
+        })),
+        Ok(CompareTarget::Mod) => kv.mod_revision.cmp(&num(|t| match t {
+            TargetUnion::ModRevision(v) => Some(*v),
+            _ => None,
+        })),
+        Ok(CompareTarget::Lease) => kv.lease.cmp(&num(|t| match t {
+            TargetUnion::Lease(v) => Some(*v),
+            _ => None,
+        })),
+        Ok(CompareTarget::Value) => {
+            let v: &[u8] = match &c.target_union {
+                Some(TargetUnion::Value(v)) => v,
+                _ => &[],
+            };
+            kv.value.as_slice().cmp(v)
+        }
+        Err(_) => return false,
+    };
+    match CompareResult::try_from(c.result) {
+        Ok(CompareResult::Equal) => ord == Ordering::Equal,
+        Ok(CompareResult::NotEqual) => ord != Ordering::Equal,
+        Ok(CompareResult::Greater) => ord == Ordering::Greater,
+        Ok(CompareResult::Less) => ord == Ordering::Less,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! The one RocksDB instance a member keeps in `<data-dir>/member/db`, and its column families.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `raft_log`   | log index (u64 big-endian) | bincode raft entry |
+//! | `raft_state` | `vote`, `committed`, `purged` | bincode |
+//! | `kv`         | revision: main (8 bytes BE) + sub (8 bytes BE) | kind byte + mvccpb.KeyValue |
+//! | `meta`       | `applied`, `membership`, `current_rev`, `compact_rev`, `member_id`, `cluster_id` | bincode |
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+
+pub const CF_RAFT_LOG: &str = "raft_log";
+pub const CF_RAFT_STATE: &str = "raft_state";
+pub const CF_KV: &str = "kv";
+pub const CF_META: &str = "meta";
+const CFS: [&str; 4] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_KV, CF_META];
+
+/// Where the database of a data dir lives.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("member").join("db")
+}
+
+/// Errors from the backend carry what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("rocksdb: {context}: {source}")]
+    Rocks {
+        context: String,
+        source: rocksdb::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+pub trait Context<T> {
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, rocksdb::Error> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|source| BackendError::Rocks {
+            context: what.to_string(),
+            source,
+        })
+    }
+}
+
+pub struct Backend {
+    pub db: DB,
+    /// fsync raft log writes (false only with --unsafe-no-fsync).
+    pub sync: bool,
+    pub path: PathBuf,
+    wal_dir: Option<PathBuf>,
+}
+
+impl Backend {
+    /// Opens (creating if needed) the database of `data_dir`. With `wal_dir`, RocksDB's
+    /// write-ahead log lives there (etcd's --wal-dir).
+    pub fn open(data_dir: &Path, wal_dir: Option<&Path>, sync: bool) -> Result<Backend> {
+        let path = db_path(data_dir);
+        std::fs::create_dir_all(&path).map_err(|e| {
+            BackendError::Other(format!("cannot create data dir {}: {e}", path.display()))
+        })?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(3);
+        if let Some(w) = wal_dir {
+            std::fs::create_dir_all(w).map_err(|e| {
+                BackendError::Other(format!("cannot create wal dir {}: {e}", w.display()))
+            })?;
+            opts.set_wal_dir(w);
+        }
+        let cfs = CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, &path, cfs)
+            .ctx(&format!("open database {}", path.display()))?;
+        Ok(Backend {
+            db,
+            sync,
+            path,
+            wal_dir: wal_dir.map(Path::to_path_buf),
+        })
+    }
+
+    pub fn cf(&self, name: &str) -> Result<&ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| BackendError::Other(format!("column family {name} missing")))
+    }
+
+    /// Writes `batch`; `durable` asks for an fsync (skipped with --unsafe-no-fsync).
+    pub fn write(&self, batch: WriteBatch, durable: bool) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(durable && self.sync);
+        self.db.write_opt(batch, &wo).ctx("write batch")
+    }
+
+    pub fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let cf = self.cf(CF_META)?;
+        match self.db.get_cf(cf, key).ctx("read meta")? {
+            None => Ok(None),
+            Some(b) => bincode::deserialize(&b)
+                .map(Some)
+                .map_err(|e| BackendError::Other(format!("corrupt meta record {key}: {e}"))),
+        }
+    }
+
+    pub fn put_meta<T: serde::Serialize>(
+        &self,
+        batch: &mut WriteBatch,
+        key: &str,
+        v: &T,
+    ) -> Result<()> {
+        let b = bincode::serialize(v)
+            .map_err(|e| BackendError::Other(format!("encode meta record {key}: {e}")))?;
+        batch.put_cf(self.cf(CF_META)?, key, b);
+        Ok(())
+    }
+
+    /// Bytes the database occupies on disk (data and WAL).
+    pub fn size_on_disk(&self) -> u64 {
+        let mut n = dir_size(&self.path);
+        if let Some(w) = &self.wal_dir {
+            n += dir_size(w);
+        }
+        n
+    }
+
+    /// Bytes of live data (SST files plus memtables), RocksDB's estimate.
+    pub fn size_in_use(&self) -> u64 {
+        let p = |name: &str| {
+            CFS.iter()
+                .filter_map(|cf| self.db.cf_handle(cf))
+                .filter_map(|h| self.db.property_int_value_cf(h, name).ok().flatten())
+                .sum::<u64>()
+        };
+        p("rocksdb.live-sst-files-size") + p("rocksdb.cur-size-all-mem-tables")
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}

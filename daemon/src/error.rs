@@ -1,0 +1,70 @@
+//! etcd's client-visible errors: one enum, each variant carrying etcd's gRPC code and exact message.
+//!
+//! Errors decided while applying a raft entry travel back to the proposer inside the apply
+//! result, so the enum is serializable.
+
+use serde::{Deserialize, Serialize};
+use tonic::{Code, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum EtcdError {
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRev,
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("etcdserver: invalid sort option")]
+    InvalidSortOption,
+    /// A storage or internal failure; the message says what failed.
+    #[error("etcdserver: {0}")]
+    Internal(String),
+    /// An RPC or option this member does not implement yet.
+    #[error("{0}")]
+    Unimplemented(String),
+}
+
+impl EtcdError {
+    /// The gRPC status code etcd uses for this error.
+    pub fn code(&self) -> Code {
+        use EtcdError::*;
+        match self {
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
+            | RequestTooLarge | InvalidSortOption => Code::InvalidArgument,
+            Compacted | FutureRev => Code::OutOfRange,
+            LeaseNotFound => Code::NotFound,
+            NoSpace => Code::ResourceExhausted,
+            NoLeader | Timeout | Stopped => Code::Unavailable,
+            Internal(_) => Code::Unknown,
+            Unimplemented(_) => Code::Unimplemented,
+        }
+    }
+}
+
+impl From<EtcdError> for Status {
+    fn from(e: EtcdError) -> Status {
+        Status::new(e.code(), e.to_string())
+    }
+}

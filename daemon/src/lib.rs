@@ -1,0 +1,192 @@
+//! retcd: an etcd v3 member written in Rust.
+//!
+//! Data flows one way: gRPC ([`api`]) → request path ([`server`]) → consensus ([`raft`]) →
+//! [`apply`] → [`mvcc`] (→ [`watch`]). See `docs/architecture.md`.
+
+pub mod api;
+pub mod apply;
+pub mod auth;
+pub mod backend;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod lease;
+pub mod mvcc;
+pub mod raft;
+pub mod server;
+pub mod version;
+pub mod watch;
+
+use std::sync::Arc;
+
+use tokio::sync::watch as tokio_watch;
+
+use config::{Command, Config};
+
+/// Entry point of the `etcd` binary; returns the process exit code.
+pub fn run_main(args: Vec<String>) -> i32 {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let cfg = match Config::parse(args.get(1..).unwrap_or(&[]), &env) {
+        Ok(Command::Version) => {
+            println!("etcd Version: {}", version::ETCD_SERVER_VERSION);
+            println!("retcd Version: {}", version::RETCD_VERSION);
+            println!("API Version: {}", version::ETCD_API_VERSION);
+            println!(
+                "Rust OS/Arch: {}/{}",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
+            return 0;
+        }
+        Ok(Command::Help) => {
+            print!("{}", config::usage());
+            return 0;
+        }
+        Ok(Command::Run(cfg)) => *cfg,
+        Err(e) => {
+            eprintln!("etcd: {e}");
+            return 1;
+        }
+    };
+    init_logging(&cfg);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("etcd")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return 1;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("etcd: {e}");
+            1
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let level = match cfg.log_level.as_str() {
+        "debug" => "debug",
+        "warn" => "warn",
+        "error" | "panic" | "fatal" | "dpanic" => "error",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RETCD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    let to_stdout = cfg.log_outputs.iter().any(|o| o == "stdout");
+    let builder = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter);
+    let _ = if to_stdout {
+        builder.with_writer(std::io::stdout).try_init()
+    } else {
+        builder.with_writer(std::io::stderr).try_init()
+    };
+}
+
+/// Runs a member until SIGTERM or SIGINT.
+pub async fn run(cfg: Config) -> Result<(), String> {
+    for (name, (value, source)) in &cfg.raw {
+        if *source != config::Source::Default {
+            tracing::info!(setting = name, value = %value, source = ?source, "configuration");
+        }
+    }
+    // Bind first: a port in use is reported before any state is created.
+    let client_listeners = http::bind(&cfg.listen_client_urls, "client traffic").await?;
+    let peer_listeners = http::bind(&cfg.listen_peer_urls, "peer traffic").await?;
+    let metrics_listeners = http::bind(&cfg.listen_metrics_urls, "metrics").await?;
+
+    let server = server::start(cfg).await?;
+    let cfg = Arc::new(server.config().clone());
+    let (stop_tx, stop_rx) = tokio_watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let client_router = api::grpc_routes(server.clone())
+        .into_axum_router()
+        .merge(http::http_routes(server.clone()));
+    for (url, l) in client_listeners {
+        tracing::info!(address = %url, "serving client traffic (gRPC and HTTP)");
+        tasks.push(tokio::spawn(http::serve(
+            l,
+            client_router.clone(),
+            cfg.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let peer_router = axum::Router::new().route(
+        "/version",
+        axum::routing::get(|| async { http::version_json() }),
+    );
+    for (url, l) in peer_listeners {
+        tracing::info!(address = %url, "listening for peers");
+        tasks.push(tokio::spawn(http::serve(
+            l,
+            peer_router.clone(),
+            cfg.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let metrics_router = http::http_routes(server.clone());
+    for (url, l) in metrics_listeners {
+        tracing::info!(address = %url, "serving /metrics and /health");
+        tasks.push(tokio::spawn(http::serve(
+            l,
+            metrics_router.clone(),
+            cfg.clone(),
+            stop_rx.clone(),
+        )));
+    }
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        name = %cfg.name,
+        member_id = %format!("{:x}", server.member_id()),
+        cluster_id = %format!("{:x}", server.cluster_id()),
+        "ready to serve client requests"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("received shutdown signal; stopping");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Err(e) = server.raft().shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    if let Err(e) = server.store().backend().db.flush_wal(true) {
+        tracing::warn!(error = %e, "final WAL sync failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The raft log in RocksDB (column families `raft_log` and `raft_state`).
+//!
+//! Every write goes through one writer thread, in order. The writer drains whatever is queued
+//! and commits it as one RocksDB batch with one fsync, so concurrent proposals share an fsync.
+//! Appended entries stay readable from an in-memory tail until they are durable (and a little
+//! longer, for replication).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogId, Vote};
+use parking_lot::Mutex;
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+use tokio::sync::oneshot;
+
+use super::{io_err, LogId, StorageError, TypeConfig};
+use crate::backend::{Backend, CF_RAFT_LOG, CF_RAFT_STATE};
+
+type Entry = openraft::Entry<TypeConfig>;
+
+/// Entries kept in memory behind the last durable one.
+const TAIL_KEEP: u64 = 2048;
+
+enum Op {
+    Append {
+        rows: Vec<(u64, Vec<u8>)>,
+        last: u64,
+        done: LogFlushed<TypeConfig>,
+    },
+    /// Raw state write (vote, committed, purged) plus optional log deletion, then notify.
+    State {
+        puts: Vec<(&'static str, Vec<u8>)>,
+        delete_from: Option<u64>,
+        delete_to_inclusive: Option<u64>,
+        done: Option<oneshot::Sender<Result<(), String>>>,
+    },
+}
+
+struct Shared {
+    tail: Mutex<BTreeMap<u64, Entry>>,
+    last_purged: Mutex<Option<LogId>>,
+}
+
+#[derive(Clone)]
+pub struct LogStore {
+    backend: Arc<Backend>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Op>,
+}
+
+fn key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn encode<T: serde::Serialize>(v: &T, what: ErrorSubject<u64>) -> Result<Vec<u8>, StorageError> {
+    bincode::serialize(v).map_err(|e| io_err(what, ErrorVerb::Write, e))
+}
+
+impl LogStore {
+    pub fn open(backend: Arc<Backend>) -> Result<LogStore, StorageError> {
+        let last_purged: Option<LogId> = read_state(&backend, "purged")?;
+        let shared = Arc::new(Shared {
+            tail: Mutex::new(BTreeMap::new()),
+            last_purged: Mutex::new(last_purged),
+        });
+        let (tx, rx) = mpsc::channel::<Op>();
+        let b = backend.clone();
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || writer_loop(b, s, rx))
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+        Ok(LogStore {
+            backend,
+            shared,
+            tx,
+        })
+    }
+
+    async fn write_state(
+        &self,
+        puts: Vec<(&'static str, Vec<u8>)>,
+        delete_from: Option<u64>,
+        delete_to_inclusive: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Op::State {
+                puts,
+                delete_from,
+                delete_to_inclusive,
+                done: Some(done),
+            })
+            .map_err(|_| {
+                io_err(
+                    ErrorSubject::Store,
+                    ErrorVerb::Write,
+                    "raft log writer stopped",
+                )
+            })?;
+        rx.await
+            .map_err(|_| {
+                io_err(
+                    ErrorSubject::Store,
+                    ErrorVerb::Write,
+                    "raft log writer stopped",
+                )
+            })?
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+    }
+
+    fn last_on_disk(&self) -> Result<Option<LogId>, StorageError> {
+        let cf = self
+            .backend
+            .cf(CF_RAFT_LOG)
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let mut it = self.backend.db.iterator_cf(cf, IteratorMode::End);
+        match it.next() {
+            None => Ok(None),
+            Some(Ok((_, v))) => {
+                let e: Entry = bincode::deserialize(&v)
+                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                Ok(Some(*e.get_log_id()))
+            }
+            Some(Err(e)) => Err(io_err(ErrorSubject::Logs, ErrorVerb::Read, e)),
+        }
+    }
+}
+
+fn read_state<T: serde::de::DeserializeOwned>(
+    backend: &Backend,
+    name: &str,
+) -> Result<Option<T>, StorageError> {
+    let cf = backend
+        .cf(CF_RAFT_STATE)
+        .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
+    match backend
+        .db
+        .get_cf(cf, name)
+        .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?
+    {
+        None => Ok(None),
+        Some(b) => bincode::deserialize(&b)
+            .map(Some)
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e)),
+    }
+}
+
+fn writer_loop(backend: Arc<Backend>, shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            ops.push(more);
+        }
+        let result = (|| -> Result<u64, String> {
+            let log_cf = backend.cf(CF_RAFT_LOG).map_err(|e| e.to_string())?;
+            let state_cf = backend.cf(CF_RAFT_STATE).map_err(|e| e.to_string())?;
+            let mut batch = WriteBatch::default();
+            let mut last_appended = 0;
+            for op in &ops {
+                match op {
+                    Op::Append { rows, last, .. } => {
+                        for (i, b) in rows {
+                            batch.put_cf(log_cf, key(*i), b);
+                        }
+                        last_appended = last_appended.max(*last);
+                    }
+                    Op::State {
+                        puts,
+                        delete_from,
+                        delete_to_inclusive,
+                        ..
+                    } => {
+                        for (k, v) in puts {
+                            batch.put_cf(state_cf, k, v);
+                        }
+                        if let Some(from) = delete_from {
+                            batch.delete_range_cf(log_cf, key(*from), key(u64::MAX));
+                        }
+                        if let Some(to) = delete_to_inclusive {
+                            batch.delete_range_cf(log_cf, key(0), key(to.saturating_add(1)));
+                        }
+                    }
+                }
+            }
+            backend.write(batch, true).map_err(|e| e.to_string())?;
+            Ok(last_appended)
+        })();
+        if let Ok(last) = &result {
+            if *last > TAIL_KEEP {
+                let mut tail = shared.tail.lock();
+                let keep_from = last - TAIL_KEEP;
+                *tail = tail.split_off(&keep_from);
+            }
+        }
+        for op in ops {
+            match op {
+                Op::Append { done, .. } => done.log_io_completed(
+                    result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| std::io::Error::other(e.clone())),
+                ),
+                Op::State { done, .. } => {
+                    if let Some(d) = done {
+                        let _ = d.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(e) => e.saturating_add(1),
+            Bound::Excluded(e) => *e,
+            Bound::Unbounded => u64::MAX,
+        };
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (tail_first, from_tail): (Option<u64>, Vec<Entry>) = {
+            let tail = self.shared.tail.lock();
+            (
+                tail.keys().next().copied(),
+                tail.range(start..end).map(|(_, e)| e.clone()).collect(),
+            )
+        };
+        let disk_end = match tail_first {
+            Some(f) => f.min(end),
+            None => end,
+        };
+        let mut out = Vec::new();
+        if start < disk_end {
+            let cf = self
+                .backend
+                .cf(CF_RAFT_LOG)
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            let from = key(start);
+            for item in self
+                .backend
+                .db
+                .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
+            {
+                let (k, v) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                let idx = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0xff; 8]));
+                if idx >= disk_end {
+                    break;
+                }
+                let e: Entry = bincode::deserialize(&v)
+                    .map_err(|e| io_err(ErrorSubject::LogIndex(idx), ErrorVerb::Read, e))?;
+                out.push(e);
+            }
+        }
+        out.extend(from_tail);
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id = *self.shared.last_purged.lock();
+        let tail_last = self
+            .shared
+            .tail
+            .lock()
+            .values()
+            .next_back()
+            .map(|e| *e.get_log_id());
+        let last = match tail_last {
+            Some(l) => Some(l),
+            None => self.last_on_disk()?,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last.or(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
+        let b = encode(vote, ErrorSubject::Vote)?;
+        self.write_state(vec![("vote", b)], None, None).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
+        read_state(&self.backend, "vote")
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let b = encode(&committed, ErrorSubject::Store)?;
+        // Not waited for: losing it only means re-learning the commit index from the leader.
+        self.tx
+            .send(Op::State {
+                puts: vec![("committed", b)],
+                delete_from: None,
+                delete_to_inclusive: None,
+                done: None,
+            })
+            .map_err(|_| {
+                io_err(
+                    ErrorSubject::Store,
+                    ErrorVerb::Write,
+                    "raft log writer stopped",
+                )
+            })
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(read_state::<Option<LogId>>(&self.backend, "committed")?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut rows = Vec::new();
+        let mut last = 0;
+        {
+            let mut tail = self.shared.tail.lock();
+            for e in entries {
+                let id = *e.get_log_id();
+                rows.push((id.index, encode(&e, ErrorSubject::Log(id))?));
+                last = id.index;
+                tail.insert(id.index, e);
+            }
+        }
+        self.tx
+            .send(Op::Append {
+                rows,
+                last,
+                done: callback,
+            })
+            .map_err(|_| {
+                io_err(
+                    ErrorSubject::Logs,
+                    ErrorVerb::Write,
+                    "raft log writer stopped",
+                )
+            })
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        {
+            let mut tail = self.shared.tail.lock();
+            let _ = tail.split_off(&log_id.index);
+        }
+        self.write_state(Vec::new(), Some(log_id.index), None).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let b = encode(&log_id, ErrorSubject::Store)?;
+        {
+            let mut tail = self.shared.tail.lock();
+            *tail = tail.split_off(&(log_id.index + 1));
+            *self.shared.last_purged.lock() = Some(log_id);
+        }
+        self.write_state(vec![("purged", b)], None, Some(log_id.index))
+            .await
+    }
+}
+
+/// Seeds a brand-new member's raft log with the initial membership, as etcd's static
+/// bootstrap does: every member of `initial-cluster` writes the same entry (term 1, index 0)
+/// and a term-1 vote, so no member has to "initialize" the others and the first leader is
+/// elected in term 2, as in etcd.
+pub fn seed_bootstrap(
+    backend: &Backend,
+    nodes: std::collections::BTreeMap<u64, crate::cluster::MemberNode>,
+) -> Result<(), StorageError> {
+    let voters: std::collections::BTreeSet<u64> = nodes.keys().copied().collect();
+    let lowest = voters.iter().next().copied().unwrap_or(0);
+    let membership = openraft::Membership::new(vec![voters], nodes);
+    let entry = Entry {
+        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, lowest), 0),
+        payload: openraft::EntryPayload::Membership(membership),
+    };
+    let vote = Vote::new(1, lowest);
+    let log_cf = backend
+        .cf(CF_RAFT_LOG)
+        .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+    let state_cf = backend
+        .cf(CF_RAFT_STATE)
+        .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))?;
+    let mut batch = WriteBatch::default();
+    batch.put_cf(log_cf, key(0), encode(&entry, ErrorSubject::Logs)?);
+    batch.put_cf(state_cf, "vote", encode(&vote, ErrorSubject::Vote)?);
+    backend
+        .write(batch, true)
+        .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+}

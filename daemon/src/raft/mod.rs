@@ -1,0 +1,101 @@
+//! openraft glue: the type configuration, the raft log on RocksDB, the state machine that
+//! applies committed entries to MVCC, and the peer network.
+
+// openraft's `StorageError` is what its storage traits return; our helpers return it too.
+#![allow(clippy::result_large_err)]
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use std::fmt;
+use std::sync::Arc;
+
+use prost::Message;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::api::retcdpb::{InternalRequest, InternalResponse};
+use crate::cluster::MemberNode;
+use crate::error::EtcdError;
+
+/// A protobuf message carried through openraft's serde bounds as its wire bytes.
+#[derive(Clone, Default, PartialEq)]
+pub struct Pb<T: Message + Default>(pub T);
+
+impl<T: Message + Default + fmt::Debug> fmt::Debug for Pb<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl<T: Message + Default> Serialize for Pb<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0.encode_to_vec())
+    }
+}
+
+impl<'de, T: Message + Default> Deserialize<'de> for Pb<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes: Vec<u8> = serde::de::Deserialize::deserialize(d)?;
+        T::decode(bytes.as_slice())
+            .map(Pb)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a member proposes.
+pub type Request = Pb<InternalRequest>;
+/// What applying it returned: the response, or etcd's error.
+pub type Response = Result<Pb<InternalResponse>, EtcdError>;
+
+/// A snapshot handle. The state machine is persistent in RocksDB, so building a snapshot for
+/// raft log compaction only records the applied point; transferring one to a peer streams a
+/// RocksDB point-in-time view (cluster support).
+#[derive(Debug, Default)]
+pub struct SnapshotData {
+    pub last_applied_index: u64,
+}
+
+openraft::declare_raft_types!(
+    /// retcd's raft types: member IDs are etcd member IDs.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = MemberNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = SnapshotData,
+        AsyncRuntime = openraft::TokioRuntime,
+        Responder = openraft::impls::OneshotResponder<TypeConfig>,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<u64>;
+pub type StorageError = openraft::StorageError<u64>;
+
+/// Raft timing and log compaction from the member's configuration.
+pub fn raft_config(cfg: &crate::config::Config) -> Result<Arc<openraft::Config>, String> {
+    let c = openraft::Config {
+        cluster_name: "retcd".into(),
+        heartbeat_interval: cfg.heartbeat_interval_ms,
+        election_timeout_min: cfg.election_timeout_ms,
+        election_timeout_max: cfg.election_timeout_ms * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_count),
+        max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
+        purge_batch_size: 1024,
+        max_payload_entries: 1000,
+        ..Default::default()
+    };
+    c.validate()
+        .map(Arc::new)
+        .map_err(|e| format!("raft configuration: {e}"))
+}
+
+/// Turns any error into an openraft storage error with context.
+pub(crate) fn io_err(
+    subject: openraft::ErrorSubject<u64>,
+    verb: openraft::ErrorVerb,
+    e: impl fmt::Display,
+) -> StorageError {
+    openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
+}

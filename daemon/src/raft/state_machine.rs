@@ -1,0 +1,163 @@
+//! The raft state machine: applies committed entries to the MVCC store. Its state is
+//! persistent (RocksDB), so the applied log id and membership are stored with the data in the
+//! same batch, and entries after the last applied one are applied again after a restart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, StoredMembership};
+
+use super::{io_err, LogId, Pb, Response, SnapshotData, StorageError, TypeConfig};
+use crate::api::retcdpb::InternalResponse;
+use crate::apply::{self, NoLeases};
+use crate::cluster::MemberNode;
+use crate::mvcc::Store;
+
+type Membership = StoredMembership<u64, MemberNode>;
+
+pub struct StateMachine {
+    store: Arc<Store>,
+    applied: Option<LogId>,
+    membership: Membership,
+    warn_apply: Duration,
+}
+
+impl StateMachine {
+    pub fn open(store: Arc<Store>, warn_apply: Duration) -> Result<StateMachine, StorageError> {
+        let b = store.backend();
+        let applied: Option<LogId> = b
+            .get_meta::<Option<LogId>>("applied")
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?
+            .flatten();
+        let membership: Membership = b
+            .get_meta("membership")
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?
+            .unwrap_or_default();
+        Ok(StateMachine {
+            store,
+            applied,
+            membership,
+            warn_apply,
+        })
+    }
+
+    fn meta(&self) -> SnapshotMeta<u64, MemberNode> {
+        SnapshotMeta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+            snapshot_id: match self.applied {
+                Some(l) => format!("{}-{}", l.leader_id.term, l.index),
+                None => "0-0".into(),
+            },
+        }
+    }
+}
+
+/// Builds the snapshot that lets raft compact its log: the applied state is already durable
+/// in RocksDB once the WAL is synced, so nothing is copied.
+pub struct SnapshotBuilder {
+    store: Arc<Store>,
+    meta: SnapshotMeta<u64, MemberNode>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // Raft purges log entries covered by this snapshot: make the applied state durable first.
+        self.store
+            .backend()
+            .db
+            .flush_wal(true)
+            .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(SnapshotData {
+                last_applied_index: self.meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            }),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let mut txn = self.store.write();
+        let mut membership_changed = false;
+        for entry in entries {
+            self.applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => out.push(Ok(Pb(InternalResponse::default()))),
+                EntryPayload::Normal(req) => {
+                    out.push(apply::apply(&mut txn, req.0, &NoLeases).map(Pb));
+                }
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    membership_changed = true;
+                    out.push(Ok(Pb(InternalResponse::default())));
+                }
+            }
+        }
+        let backend = self.store.backend().clone();
+        backend
+            .put_meta(txn.batch(), "applied", &self.applied)
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
+        if membership_changed {
+            backend
+                .put_meta(txn.batch(), "membership", &self.membership)
+                .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
+        }
+        txn.commit()
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
+        let took = started.elapsed();
+        if took > self.warn_apply {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                entries = out.len(),
+                "apply request took too long"
+            );
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.store.clone(),
+            meta: self.meta(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        Ok(Box::default())
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, MemberNode>,
+        _snapshot: Box<SnapshotData>,
+    ) -> Result<(), StorageError> {
+        Err(io_err(
+            ErrorSubject::Snapshot(Some(meta.signature())),
+            ErrorVerb::Write,
+            "installing a snapshot from a peer is not supported yet (single-member clusters only)",
+        ))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        if self.applied.is_none() {
+            return Ok(None);
+        }
+        let mut b = self.get_snapshot_builder().await;
+        b.build_snapshot().await.map(Some)
+    }
+}

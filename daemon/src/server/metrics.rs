@@ -1,0 +1,23 @@
+//! Counters exported on `/metrics` under etcd's metric names.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Metrics {
+    pub proposals_failed: AtomicU64,
+    pub proposals_pending: AtomicU64,
+    pub range_total: AtomicU64,
+    pub put_total: AtomicU64,
+    pub delete_total: AtomicU64,
+    pub txn_total: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,297 @@
+//! The request path: validate, then propose writes through raft (answered once applied), or
+//! serve reads from MVCC after a linearizable barrier (or locally when serializable).
+
+mod bootstrap;
+pub mod metrics;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::RaftMetrics;
+use prost::Message;
+use tokio::sync::watch;
+
+pub use bootstrap::start;
+pub use metrics::Metrics;
+
+use crate::api::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, Member,
+    MemberListRequest, MemberListResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    ResponseHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+};
+use crate::api::retcdpb::{internal_request, internal_response, InternalRequest, InternalResponse};
+use crate::apply::execute_range;
+use crate::cluster::MemberNode;
+use crate::config::Config;
+use crate::error::EtcdError;
+use crate::mvcc::Store;
+use crate::raft::{Pb, Raft};
+use crate::version::ETCD_SERVER_VERSION;
+
+pub struct EtcdServer {
+    raft: Raft,
+    raft_metrics: watch::Receiver<RaftMetrics<u64, MemberNode>>,
+    store: Arc<Store>,
+    cfg: Arc<Config>,
+    member_id: u64,
+    cluster_id: u64,
+    request_timeout: Duration,
+    pub metrics: Metrics,
+}
+
+impl EtcdServer {
+    pub fn member_id(&self) -> u64 {
+        self.member_id
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn max_request_bytes(&self) -> usize {
+        self.cfg.max_request_bytes as usize
+    }
+
+    pub fn raft_metrics(&self) -> RaftMetrics<u64, MemberNode> {
+        self.raft_metrics.borrow().clone()
+    }
+
+    fn term(&self) -> u64 {
+        self.raft_metrics.borrow().current_term
+    }
+
+    /// The current leader's member ID, if there is one.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft_metrics.borrow().current_leader
+    }
+
+    /// A response header at the current revision.
+    pub fn header(&self) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision: self.store.current_rev(),
+            raft_term: self.term(),
+        }
+    }
+
+    fn fill(&self, h: &mut Option<ResponseHeader>) {
+        let rev = h.as_ref().map(|h| h.revision).unwrap_or(0);
+        *h = Some(ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision: rev,
+            raft_term: self.term(),
+        });
+    }
+
+    /// Waits until this member has applied everything committed before the call (raft's
+    /// read index), so a read that follows is linearizable.
+    pub async fn linearizable_barrier(&self) -> Result<(), EtcdError> {
+        match tokio::time::timeout(self.request_timeout, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(EtcdError::Timeout),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                Err(EtcdError::NoLeader)
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                Err(EtcdError::Timeout)
+            }
+            Ok(Err(RaftError::Fatal(_))) => Err(EtcdError::Stopped),
+        }
+    }
+
+    async fn propose(&self, req: InternalRequest) -> Result<InternalResponse, EtcdError> {
+        if req.encoded_len() > self.cfg.max_request_bytes as usize {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        Metrics::inc(&self.metrics.proposals_pending);
+        let res = tokio::time::timeout(self.request_timeout, self.raft.client_write(Pb(req))).await;
+        self.metrics
+            .proposals_pending
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let out = match res {
+            Err(_) => Err(EtcdError::Timeout),
+            Ok(Ok(resp)) => resp.data.map(|p| p.0),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(EtcdError::NoLeader)
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(EtcdError::Internal(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(_))) => Err(EtcdError::Stopped),
+        };
+        if out.is_err() {
+            Metrics::inc(&self.metrics.proposals_failed);
+        }
+        out
+    }
+
+    pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
+        validate::range(&r)?;
+        Metrics::inc(&self.metrics.range_total);
+        if !r.serializable {
+            self.linearizable_barrier().await?;
+        }
+        let mut resp = {
+            let view = self.store.read();
+            execute_range(&view, &r)?
+        };
+        self.fill(&mut resp.header);
+        Ok(resp)
+    }
+
+    pub async fn put(&self, r: PutRequest) -> Result<PutResponse, EtcdError> {
+        validate::put(&r)?;
+        Metrics::inc(&self.metrics.put_total);
+        let resp = self
+            .propose(InternalRequest {
+                request: Some(internal_request::Request::Put(r)),
+            })
+            .await?;
+        match resp.response {
+            Some(internal_response::Response::Put(mut p)) => {
+                self.fill(&mut p.header);
+                Ok(p)
+            }
+            other => Err(unexpected("put", other)),
+        }
+    }
+
+    pub async fn delete_range(
+        &self,
+        r: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, EtcdError> {
+        validate::delete_range(&r)?;
+        Metrics::inc(&self.metrics.delete_total);
+        let resp = self
+            .propose(InternalRequest {
+                request: Some(internal_request::Request::DeleteRange(r)),
+            })
+            .await?;
+        match resp.response {
+            Some(internal_response::Response::DeleteRange(mut d)) => {
+                self.fill(&mut d.header);
+                Ok(d)
+            }
+            other => Err(unexpected("delete", other)),
+        }
+    }
+
+    pub async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, EtcdError> {
+        validate::txn(&r, self.cfg.max_txn_ops as usize)?;
+        Metrics::inc(&self.metrics.txn_total);
+        let resp = self
+            .propose(InternalRequest {
+                request: Some(internal_request::Request::Txn(r)),
+            })
+            .await?;
+        match resp.response {
+            Some(internal_response::Response::Txn(mut t)) => {
+                self.fill(&mut t.header);
+                Ok(t)
+            }
+            other => Err(unexpected("txn", other)),
+        }
+    }
+
+    pub async fn compact(&self, r: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+        // The state machine removes old revisions while applying, so `physical` holds as soon
+        // as the proposal returns.
+        let resp = self
+            .propose(InternalRequest {
+                request: Some(internal_request::Request::Compaction(r)),
+            })
+            .await?;
+        match resp.response {
+            Some(internal_response::Response::Compaction(mut c)) => {
+                self.fill(&mut c.header);
+                Ok(c)
+            }
+            other => Err(unexpected("compaction", other)),
+        }
+    }
+
+    fn members(&self) -> Vec<Member> {
+        let m = self.raft_metrics.borrow().membership_config.clone();
+        let membership = m.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let nodes: BTreeMap<u64, MemberNode> =
+            membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        nodes
+            .into_iter()
+            .map(|(id, n)| Member {
+                id,
+                name: n.name,
+                peer_ur_ls: n.peer_urls,
+                client_ur_ls: n.client_urls,
+                is_learner: !voters.contains(&id),
+            })
+            .collect()
+    }
+
+    pub async fn member_list(&self, r: MemberListRequest) -> Result<MemberListResponse, EtcdError> {
+        if r.linearizable {
+            self.linearizable_barrier().await?;
+        }
+        let mut header = self.header();
+        header.revision = 0;
+        Ok(MemberListResponse {
+            header: Some(header),
+            members: self.members(),
+        })
+    }
+
+    pub fn status(&self) -> StatusResponse {
+        let _ = StatusRequest {};
+        let m = self.raft_metrics();
+        let backend = self.store.backend();
+        StatusResponse {
+            header: Some(self.header()),
+            version: ETCD_SERVER_VERSION.to_string(),
+            db_size: backend.size_on_disk() as i64,
+            leader: m.current_leader.unwrap_or(0),
+            raft_index: m.last_log_index.unwrap_or(0),
+            raft_term: m.current_term,
+            raft_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            errors: Vec::new(),
+            db_size_in_use: backend.size_in_use() as i64,
+            is_learner: !m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|id| id == self.member_id),
+        }
+    }
+
+    /// etcd's health check: a leader exists and a linearizable read completes in time.
+    pub async fn health(&self) -> Result<(), String> {
+        if self.leader().is_none() {
+            return Err("RAFT NO LEADER".into());
+        }
+        match tokio::time::timeout(Duration::from_secs(2), self.linearizable_barrier()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("etcdserver: request timed out".into()),
+        }
+    }
+}
+
+fn unexpected(what: &str, got: Option<internal_response::Response>) -> EtcdError {
+    EtcdError::Internal(format!("unexpected apply result for {what}: {got:?}"))
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy (warnings are errors), unit tests, and the
+# cluster-level tests that start real processes (ours and the real etcd 3.4.23 referee).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+./scripts/deps.sh --test
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$( [ -w /var/cache ] && echo /var/cache/retcd-target || echo "$here/target")}
+export CARGO_TERM_COLOR=never
+cargo fmt --all -- --check
+cargo build --workspace --bins --all-targets
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace -- --test-threads=2

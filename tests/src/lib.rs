@@ -1,0 +1,376 @@
+//! Test harness: starts real `etcd` processes (ours, or the real etcd 3.4.23 referee) on free
+//! 127.0.0.1 ports in temporary data dirs, and runs real `etcdctl` against them. Every process
+//! started here is killed by its own PID when its handle drops; nothing else is touched.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Which server binary a member runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Our `etcd` (retcd).
+    Retcd,
+    /// Debian's real etcd 3.4.23, `/usr/bin/etcd`.
+    RealEtcd,
+}
+
+/// Path of our `etcd` binary: `RETCD_BIN`, or next to the test executable's target dir.
+pub fn retcd_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("RETCD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> -> target/debug/etcd
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("etcd");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --workspace --bins) or set RETCD_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Path of the real etcdctl 3.4.23 (`ETCDCTL_BIN` or `/usr/bin/etcdctl`).
+pub fn real_etcdctl() -> PathBuf {
+    PathBuf::from(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "/usr/bin/etcdctl".into()))
+}
+
+/// Path of the real etcd 3.4.23 server (`REAL_ETCD_BIN` or `/usr/bin/etcd`).
+pub fn real_etcd() -> PathBuf {
+    PathBuf::from(std::env::var("REAL_ETCD_BIN").unwrap_or_else(|_| "/usr/bin/etcd".into()))
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A free port on 127.0.0.1. Ports are handed out from a per-process range so tests running
+/// in parallel in one binary do not race for the same port.
+pub fn free_port() -> u16 {
+    if NEXT_PORT.load(Ordering::SeqCst) == 0 {
+        let base = 20000 + (std::process::id() % 2000) as u16 * 20;
+        let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    loop {
+        let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        if p > 64000 {
+            NEXT_PORT.store(20000, Ordering::SeqCst);
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// One running member.
+pub struct Member {
+    pub flavor: Flavor,
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub log_path: PathBuf,
+    /// Pass the standard flags (name, data dir, URLs, initial cluster) before `extra_args`.
+    pub use_base_args: bool,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Member {
+    /// A single-member cluster of `flavor` with default settings on free ports.
+    pub fn start(flavor: Flavor) -> Member {
+        Member::start_with(flavor, &[], &[])
+    }
+
+    /// Starts with extra flags and environment.
+    pub fn start_with(flavor: Flavor, args: &[&str], env: &[(&str, &str)]) -> Member {
+        let mut m = Member::new(flavor);
+        m.extra_args = args.iter().map(|s| s.to_string()).collect();
+        m.env = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        m.launch();
+        m
+    }
+
+    /// A member on fresh ports and a fresh data dir, not started yet: adjust, then `launch`.
+    pub fn new(flavor: Flavor) -> Member {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        Member {
+            flavor,
+            name: "m1".into(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            data_dir: tmp.path().join("data"),
+            extra_args: Vec::new(),
+            env: Vec::new(),
+            log_path: tmp.path().join("member.log"),
+            use_base_args: true,
+            child: None,
+            _tmp: Some(tmp),
+        }
+    }
+
+    /// Spawns the process and waits until it is healthy.
+    pub fn launch(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    /// The standard flags of a single member on this member's ports.
+    pub fn base_args(&self) -> Vec<String> {
+        vec![
+            "--name".into(),
+            self.name.clone(),
+            "--data-dir".into(),
+            self.data_dir.display().to_string(),
+            "--listen-client-urls".into(),
+            self.client_url(),
+            "--advertise-client-urls".into(),
+            self.client_url(),
+            "--listen-peer-urls".into(),
+            self.peer_url(),
+            "--initial-advertise-peer-urls".into(),
+            self.peer_url(),
+            "--initial-cluster".into(),
+            format!("{}={}", self.name, self.peer_url()),
+            "--initial-cluster-token".into(),
+            "retcd-test".into(),
+        ]
+    }
+
+    fn spawn(&mut self) {
+        let bin = match self.flavor {
+            Flavor::Retcd => retcd_bin(),
+            Flavor::RealEtcd => real_etcd(),
+        };
+        let mut args = if self.use_base_args {
+            self.base_args()
+        } else {
+            Vec::new()
+        };
+        args.extend(self.extra_args.iter().cloned());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        let mut cmd = Command::new(bin);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ETCD_") {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn member"));
+    }
+
+    /// Waits (bounded) until `/health` says true.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!(
+                        "member exited during start ({status}); log:\n{}",
+                        self.log()
+                    );
+                }
+            }
+            if let Ok((200, body)) = http_get(self.client_port, "/health") {
+                if body.contains("\"true\"") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("member not healthy within 30s; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
+    /// Starts the same member again on its data dir.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+        self.wait_ready();
+    }
+
+    /// Runs the real etcdctl 3.4.23 against this member.
+    pub fn etcdctl(&self, args: &[&str]) -> Output {
+        self.etcdctl_stdin(args, None)
+    }
+
+    pub fn etcdctl_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        etcdctl(&self.endpoint(), args, stdin)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs real etcdctl with `--endpoints=ep` (bounded by a 60 s timeout).
+pub fn etcdctl(ep: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("60")
+        .arg(real_etcdctl())
+        .arg(format!("--endpoints={ep}"))
+        .args(args)
+        .env("ETCDCTL_API", "3")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn etcdctl");
+    if let Some(input) = stdin {
+        let mut si = child.stdin.take().expect("stdin");
+        si.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("etcdctl output")
+}
+
+/// stdout as a string.
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr without etcdctl's JSON log lines (timestamps and client UUIDs vary).
+pub fn err_lines(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| !l.starts_with('{'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A minimal HTTP/1.1 GET on 127.0.0.1: (status, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = match text.split_once("\r\n\r\n") {
+        Some((head, body))
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(body)
+        }
+        Some((_, body)) => body.to_string(),
+        None => String::new(),
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Replaces the values of the given JSON number fields (`"cluster_id":123` -> `"cluster_id":N`)
+/// so outputs of two different clusters compare equal where only IDs differ.
+pub fn mask_json_fields(s: &str, fields: &[&str]) -> String {
+    let mut out = s.to_string();
+    for f in fields {
+        let pat = format!("\"{f}\":");
+        let mut res = String::new();
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(&pat) {
+            res.push_str(&rest[..i + pat.len()]);
+            rest = &rest[i + pat.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '"'))
+                .unwrap_or(rest.len());
+            res.push('N');
+            rest = &rest[end..];
+        }
+        res.push_str(rest);
+        out = res;
+    }
+    out
+}

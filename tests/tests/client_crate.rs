@@ -1,0 +1,211 @@
+//! The `etcd-client` crate (tonic) against retcd: KV semantics, history, errors and codes.
+
+use etcd_client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, SortOrder, SortTarget, Txn,
+    TxnOp, TxnOpResponse,
+};
+use retcd_tests::*;
+
+async fn client(m: &Member) -> Client {
+    Client::connect([m.client_url()], None)
+        .await
+        .expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_semantics_through_etcd_client() {
+    let m = Member::start(Flavor::Retcd);
+    let mut c = client(&m).await;
+
+    let r = c.put("a", "1", None).await.unwrap();
+    assert_eq!(r.header().unwrap().revision(), 2);
+    c.put("b", "2", None).await.unwrap();
+    c.put("c", "3", None).await.unwrap();
+    let r = c
+        .put("a", "10", Some(PutOptions::new().with_prev_key()))
+        .await
+        .unwrap();
+    assert_eq!(r.prev_key().unwrap().value(), b"1");
+    assert_eq!(r.header().unwrap().revision(), 5);
+
+    let g = c.get("a", None).await.unwrap();
+    let kv = &g.kvs()[0];
+    assert_eq!(
+        (kv.create_revision(), kv.mod_revision(), kv.version()),
+        (2, 5, 2)
+    );
+    assert_eq!(g.header().unwrap().revision(), 5);
+
+    // History.
+    let g = c
+        .get("a", Some(GetOptions::new().with_revision(3)))
+        .await
+        .unwrap();
+    assert_eq!(g.kvs()[0].value(), b"1");
+    assert_eq!(g.header().unwrap().revision(), 5);
+
+    // Sorting, limits, count.
+    let g = c
+        .get(
+            "",
+            Some(
+                GetOptions::new()
+                    .with_all_keys()
+                    .with_sort(SortTarget::Value, SortOrder::Descend)
+                    .with_limit(2),
+            ),
+        )
+        .await
+        .unwrap();
+    let vals: Vec<&[u8]> = g.kvs().iter().map(|kv| kv.value()).collect();
+    assert_eq!(vals, vec![&b"3"[..], b"2"]);
+    assert!(g.more());
+    assert_eq!(g.count(), 3);
+    let g = c
+        .get(
+            "",
+            Some(GetOptions::new().with_all_keys().with_count_only()),
+        )
+        .await
+        .unwrap();
+    assert_eq!((g.count(), g.kvs().len()), (3, 0));
+    let g = c
+        .get("", Some(GetOptions::new().with_all_keys().with_keys_only()))
+        .await
+        .unwrap();
+    assert!(g.kvs().iter().all(|kv| kv.value().is_empty()));
+    let g = c
+        .get(
+            "",
+            Some(
+                GetOptions::new()
+                    .with_all_keys()
+                    .with_min_mod_revision(3)
+                    .with_max_mod_revision(4),
+            ),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<&[u8]> = g.kvs().iter().map(|kv| kv.key()).collect();
+    assert_eq!(keys, vec![&b"b"[..], b"c"]);
+
+    // Txn: compare-and-swap.
+    let t = Txn::new()
+        .when([Compare::mod_revision("a", CompareOp::Equal, 5)])
+        .and_then([TxnOp::put("a", "cas", None), TxnOp::get("a", None)])
+        .or_else([TxnOp::get("a", None)]);
+    let r = c.txn(t).await.unwrap();
+    assert!(r.succeeded());
+    assert_eq!(r.header().unwrap().revision(), 6);
+    match &r.op_responses()[1] {
+        TxnOpResponse::Get(g) => assert_eq!(g.kvs()[0].value(), b"cas"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let t = Txn::new()
+        .when([Compare::mod_revision("a", CompareOp::Equal, 5)])
+        .and_then([TxnOp::put("a", "lost", None)]);
+    let r = c.txn(t).await.unwrap();
+    assert!(!r.succeeded());
+    assert_eq!(r.header().unwrap().revision(), 6);
+
+    // Delete range with prev kvs; deleting nothing keeps the revision.
+    let d = c
+        .delete(
+            "a",
+            Some(DeleteOptions::new().with_range("c").with_prev_key()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.deleted(), 2);
+    assert_eq!(d.prev_kvs().len(), 2);
+    assert_eq!(d.header().unwrap().revision(), 7);
+    let d = c.delete("zzz", None).await.unwrap();
+    assert_eq!((d.deleted(), d.header().unwrap().revision()), (0, 7));
+
+    // Compaction and its errors.
+    c.compact(4, None).await.unwrap();
+    let e = c
+        .get("a", Some(GetOptions::new().with_revision(3)))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("required revision has been compacted"),
+        "{e}"
+    );
+    let e = c.compact(3, None).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("required revision has been compacted"),
+        "{e}"
+    );
+    let e = c.compact(1000, None).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("required revision is a future revision"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_etcd_codes_and_unbuilt_services_are_unimplemented() {
+    let m = Member::start(Flavor::Retcd);
+    let mut c = client(&m).await;
+    let code = |e: etcd_client::Error| match e {
+        etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_string()),
+        other => panic!("not a gRPC status: {other}"),
+    };
+    let e = c.put("", "v", None).await.unwrap_err();
+    assert_eq!(
+        code(e),
+        (
+            tonic::Code::InvalidArgument,
+            "etcdserver: key is not provided".into()
+        )
+    );
+    let e = c
+        .get("x", Some(GetOptions::new().with_revision(99)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(e),
+        (
+            tonic::Code::OutOfRange,
+            "etcdserver: mvcc: required revision is a future revision".into()
+        )
+    );
+    let e = c
+        .put("x", "v", Some(PutOptions::new().with_lease(7)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(e),
+        (
+            tonic::Code::NotFound,
+            "etcdserver: requested lease not found".into()
+        )
+    );
+    let dup = Txn::new().and_then([TxnOp::put("d", "1", None), TxnOp::put("d", "2", None)]);
+    let e = c.txn(dup).await.unwrap_err();
+    assert_eq!(
+        code(e),
+        (
+            tonic::Code::InvalidArgument,
+            "etcdserver: duplicate key given in txn request".into()
+        )
+    );
+    // Nested txns: then/else of one nested txn may write the same key.
+    let nested = Txn::new().and_then([TxnOp::txn(
+        Txn::new()
+            .and_then([TxnOp::put("n", "then", None)])
+            .or_else([TxnOp::put("n", "else", None)]),
+    )]);
+    let r = c.txn(nested).await.unwrap();
+    assert!(r.succeeded());
+    assert_eq!(c.get("n", None).await.unwrap().kvs()[0].value(), b"then");
+    let e = c.lease_grant(10, None).await.unwrap_err();
+    assert_eq!(code(e).0, tonic::Code::Unimplemented);
+    let st = c.status().await.unwrap();
+    assert_eq!(st.leader(), st.header().unwrap().member_id());
+    assert!(st.version().starts_with("3.5."));
+}

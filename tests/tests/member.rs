@@ -1,0 +1,275 @@
+//! The member process: configuration sources, HTTP endpoints, restart, kill -9 durability,
+//! graceful shutdown.
+
+use std::process::Command;
+
+use retcd_tests::*;
+
+#[test]
+fn flag_wins_over_env_var_with_a_warning() {
+    let m = Member::start_with(
+        Flavor::Retcd,
+        &[],
+        &[("ETCD_NAME", "env-name"), ("ETCD_SNAPSHOT_COUNT", "500")],
+    );
+    // base_args passes --name m1: the flag wins.
+    let o = m.etcdctl(&["member", "list"]);
+    let line = out(&o);
+    assert!(line.contains(", started, m1, "), "{line}");
+    let log = m.log();
+    assert!(
+        log.contains("flag --name overrides environment variable ETCD_NAME"),
+        "{log}"
+    );
+    // The env var that no flag shadows is used.
+    assert!(
+        log.contains("\"setting\":\"snapshot-count\",\"value\":\"500\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn env_file_only_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut m = Member::new(Flavor::Retcd);
+    let (cp, pp) = (m.client_port, m.peer_port);
+    let client = format!("http://127.0.0.1:{cp}");
+    let peer = format!("http://127.0.0.1:{pp}");
+    let data = tmp.path().join("env.etcd");
+    let env = [
+        ("ETCD_NAME", "etcd1".to_string()),
+        ("ETCD_DATA_DIR", data.display().to_string()),
+        ("ETCD_LISTEN_CLIENT_URLS", client.clone()),
+        ("ETCD_ADVERTISE_CLIENT_URLS", client.clone()),
+        ("ETCD_LISTEN_PEER_URLS", peer.clone()),
+        ("ETCD_INITIAL_ADVERTISE_PEER_URLS", peer.clone()),
+        ("ETCD_INITIAL_CLUSTER", format!("etcd1={peer}")),
+        ("ETCD_INITIAL_CLUSTER_STATE", "new".into()),
+        ("ETCD_INITIAL_CLUSTER_TOKEN", "env-token".into()),
+        ("ETCD_HEARTBEAT_INTERVAL", "100".into()),
+        ("ETCD_ELECTION_TIMEOUT", "1000".into()),
+    ];
+    // No flags at all: only the environment, as an EnvironmentFile gives it.
+    m.use_base_args = false;
+    m.env = env
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.clone()))
+        .collect();
+    m.launch();
+    let o = etcdctl(
+        &format!("127.0.0.1:{cp}"),
+        &["member", "list", "-w", "json"],
+        None,
+    );
+    let s = out(&o);
+    assert!(s.contains("\"name\":\"etcd1\""), "{s}");
+    assert!(s.contains(&format!("\"peerURLs\":[\"{peer}\"]")), "{s}");
+    assert!(data.join("member").join("db").exists());
+    drop(m);
+}
+
+#[test]
+fn config_file_is_used_and_flags_are_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut m = Member::new(Flavor::Retcd);
+    let (cp, pp) = (m.client_port, m.peer_port);
+    let yaml = format!(
+        "name: yaml1\ndata-dir: {}\nlisten-client-urls: http://127.0.0.1:{cp}\nadvertise-client-urls: http://127.0.0.1:{cp}\nlisten-peer-urls: http://127.0.0.1:{pp}\ninitial-advertise-peer-urls: http://127.0.0.1:{pp}\ninitial-cluster: yaml1=http://127.0.0.1:{pp}\ninitial-cluster-token: yaml-token\n",
+        tmp.path().join("y.etcd").display()
+    );
+    let path = tmp.path().join("etcd.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let p = path.display().to_string();
+    m.use_base_args = false;
+    m.extra_args = vec!["--config-file".into(), p];
+    m.env = vec![("ETCD_NAME".into(), "ignored".into())];
+    m.launch();
+    let o = m.etcdctl(&["member", "list"]);
+    assert!(out(&o).contains(", started, yaml1, "), "{}", out(&o));
+    assert!(m
+        .log()
+        .contains("other configuration command line flags and environment variables are ignored"));
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let bin = retcd_bin();
+    let o = Command::new(&bin).arg("--bogus").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("flag provided but not defined: -bogus"), "{e}");
+
+    let o = Command::new(&bin)
+        .args([
+            "--name",
+            "a",
+            "--initial-cluster",
+            "b=http://127.0.0.1:1",
+            "--data-dir",
+        ])
+        .arg(tempfile::tempdir().unwrap().path())
+        .args([
+            "--listen-client-urls",
+            &format!("http://127.0.0.1:{}", free_port()),
+        ])
+        .args(["--advertise-client-urls", "http://127.0.0.1:1"])
+        .args([
+            "--listen-peer-urls",
+            &format!("http://127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("couldn't find local name \"a\" in the initial cluster configuration"),
+        "{e}"
+    );
+
+    let o = Command::new(&bin).args(["--enable-v2"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--enable-v2=true is not supported yet"));
+
+    let o = Command::new(&bin).arg("--version").output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let v = String::from_utf8_lossy(&o.stdout);
+    assert!(v.starts_with("etcd Version: 3.5."), "{v}");
+    assert!(v.contains("API Version: 3.5\n"), "{v}");
+}
+
+#[test]
+fn http_endpoints_on_the_client_port() {
+    let m = Member::start(Flavor::Retcd);
+    assert_eq!(
+        http_get(m.client_port, "/health").unwrap(),
+        (200, "{\"health\":\"true\"}".into())
+    );
+    let (code, v) = http_get(m.client_port, "/version").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        v.starts_with("{\"etcdcluster\":\"3.5.0\",\"etcdserver\":\"3.5."),
+        "{v}"
+    );
+    assert!(m.etcdctl(&["put", "a", "b"]).status.success());
+    let (code, metrics) = http_get(m.client_port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    for line in [
+        "etcd_server_has_leader 1\n",
+        "etcd_server_is_leader 1\n",
+        "etcd_debugging_mvcc_keys_total 1\n",
+        "etcd_debugging_mvcc_current_revision 2\n",
+        "etcd_mvcc_put_total 1\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    // The peer port answers /version too, as etcd's does.
+    let (code, _) = http_get(m.peer_port, "/version").unwrap();
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn kill9_then_restart_keeps_every_acknowledged_write() {
+    let mut m = Member::start(Flavor::Retcd);
+    let ep = m.endpoint();
+    // Four concurrent writers; every acknowledged put is recorded.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let ep = ep.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0..25 {
+                    let k = format!("w{w}/k{i:03}");
+                    let o = etcdctl(&ep, &["put", &k, &format!("v{i}")], None);
+                    if o.status.success() {
+                        acked.push(k);
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let acked: Vec<String> = writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(acked.len(), 100);
+    let before = out(&m.etcdctl(&["get", "w", "--prefix", "-w", "json"]));
+    m.kill9();
+    m.restart();
+    let after = out(&m.etcdctl(&["get", "w", "--prefix", "-w", "json"]));
+    let strip = |s: &str| mask_json_fields(s, &["raft_term"]);
+    assert_eq!(strip(&before), strip(&after));
+    let o = m.etcdctl(&["get", "w", "--prefix", "--limit=1", "-w", "fields"]);
+    assert!(out(&o).contains("\"Count\" : 100\n"));
+    assert!(out(&o).contains("\"Revision\" : 101\n"), "{}", out(&o));
+    // And the store keeps counting from there.
+    let o = m.etcdctl(&["put", "after", "restart", "-w", "json"]);
+    assert!(out(&o).contains("\"revision\":102"), "{}", out(&o));
+}
+
+#[test]
+fn sigterm_is_a_clean_shutdown_and_restart_keeps_history() {
+    let mut m = Member::start(Flavor::Retcd);
+    assert!(m.etcdctl(&["put", "h", "1"]).status.success());
+    assert!(m.etcdctl(&["put", "h", "2"]).status.success());
+    assert!(m.etcdctl(&["del", "h"]).status.success());
+    assert!(m.etcdctl(&["put", "h", "3"]).status.success());
+    let status = m.terminate().expect("exits within 20s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    m.restart();
+    assert_eq!(
+        out(&m.etcdctl(&["get", "h", "--rev=2", "--print-value-only"])),
+        "1\n"
+    );
+    assert_eq!(out(&m.etcdctl(&["get", "h", "--rev=4"])), "");
+    let o = out(&m.etcdctl(&["get", "h", "-w", "json"]));
+    assert!(
+        o.contains("\"create_revision\":5,\"mod_revision\":5,\"version\":1"),
+        "{o}"
+    );
+    // Compaction survives a restart too.
+    assert!(m.etcdctl(&["compaction", "3"]).status.success());
+    m.restart();
+    let o = m.etcdctl(&["get", "h", "--rev=2"]);
+    assert_eq!(
+        err_lines(&o),
+        "Error: etcdserver: mvcc: required revision has been compacted\n"
+    );
+    assert_eq!(
+        out(&m.etcdctl(&["get", "h", "--rev=3", "--print-value-only"])),
+        "2\n"
+    );
+}
+
+#[test]
+fn ids_match_real_etcd_for_the_same_settings() {
+    let real = Member::start(Flavor::RealEtcd);
+    let real_json = out(&real.etcdctl(&["member", "list", "-w", "json"]));
+    let (cp, pp, data) = (real.client_port, real.peer_port, real.data_dir.clone());
+    drop(real);
+    let _ = std::fs::remove_dir_all(&data);
+    // Same name, URLs and token: same member and cluster IDs.
+    let mut ours = Member::new(Flavor::Retcd);
+    ours.client_port = cp;
+    ours.peer_port = pp;
+    ours.launch();
+    let our_json = out(&ours.etcdctl(&["member", "list", "-w", "json"]));
+    assert_eq!(our_json, real_json);
+}
+
+#[test]
+fn several_client_urls_all_serve() {
+    let second = free_port();
+    let mut m = Member::new(Flavor::Retcd);
+    let urls = format!("{},http://127.0.0.1:{second}", m.client_url());
+    m.extra_args = vec!["--listen-client-urls".into(), urls];
+    m.launch();
+    assert!(m.etcdctl(&["put", "x", "1"]).status.success());
+    let o = etcdctl(
+        &format!("127.0.0.1:{second}"),
+        &["get", "x", "--print-value-only"],
+        None,
+    );
+    assert_eq!(out(&o), "1\n");
+    assert_eq!(http_get(second, "/health").unwrap().0, 200);
+}
