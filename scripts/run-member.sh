@@ -6,5 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/deps.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$( [ -w /var/cache ] && echo /var/cache/retcd-target || echo "$here/target")}
-cargo build --release --manifest-path "$here/Cargo.toml" -p retcd --bin etcd
-exec "$CARGO_TARGET_DIR/release/etcd" "$@"
+# RETCD_PROFILE=dev reuses the debug build of the test command (slower member, no extra build).
+profile=${RETCD_PROFILE:-release}
+cargo build --profile "$profile" --manifest-path "$here/Cargo.toml" -p retcd --bin etcd
+dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+exec "$CARGO_TARGET_DIR/$dir/etcd" "$@"

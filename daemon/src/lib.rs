@@ -149,6 +149,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         )));
     }
 
+    let compactor = server::compactor::spawn(server.clone());
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
         name = %cfg.name,
@@ -161,6 +162,9 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     tracing::info!("received shutdown signal; stopping");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
+    if let Some(c) = compactor {
+        c.abort();
+    }
     for t in tasks {
         let _ = t.await;
     }

@@ -78,6 +78,8 @@ pub struct Member {
     pub log_path: PathBuf,
     /// Pass the standard flags (name, data dir, URLs, initial cluster) before `extra_args`.
     pub use_base_args: bool,
+    /// Working directory of the process (a fresh temporary directory).
+    pub cwd: PathBuf,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -113,6 +115,7 @@ impl Member {
             env: Vec::new(),
             log_path: tmp.path().join("member.log"),
             use_base_args: true,
+            cwd: tmp.path().to_path_buf(),
             child: None,
             _tmp: Some(tmp),
         }
@@ -176,6 +179,7 @@ impl Member {
             .expect("log file");
         let mut cmd = Command::new(bin);
         cmd.args(&args)
+            .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);

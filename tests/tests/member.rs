@@ -273,3 +273,122 @@ fn several_client_urls_all_serve() {
     assert_eq!(out(&o), "1\n");
     assert_eq!(http_get(second, "/health").unwrap().0, 200);
 }
+
+#[test]
+fn auto_compaction_revision_mode() {
+    let m = Member::start_with(
+        Flavor::Retcd,
+        &[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "3",
+        ],
+        &[("RETCD_COMPACTOR_CHECK_MS", "200")],
+    );
+    for i in 0..10 {
+        assert!(m.etcdctl(&["put", "k", &i.to_string()]).status.success());
+    }
+    // Revision 11 now; the compactor keeps the last 3 revisions: compacted to 8.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = m.etcdctl(&["get", "k", "--rev=7"]);
+        if err_lines(&o) == "Error: etcdserver: mvcc: required revision has been compacted\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        out(&m.etcdctl(&["get", "k", "--rev=8", "--print-value-only"])),
+        "6\n"
+    );
+}
+
+#[test]
+fn auto_compaction_periodic_mode() {
+    let m = Member::start_with(Flavor::Retcd, &["--auto-compaction-retention", "1s"], &[]);
+    assert!(m.etcdctl(&["put", "p", "1"]).status.success());
+    assert!(m.etcdctl(&["put", "p", "2"]).status.success());
+    // After the retention window, revisions older than one second are compacted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let o = m.etcdctl(&["get", "p", "--rev=2"]);
+        if err_lines(&o) == "Error: etcdserver: mvcc: required revision has been compacted\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted in time: {}",
+            m.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(out(&m.etcdctl(&["get", "p", "--print-value-only"])), "2\n");
+}
+
+#[test]
+fn no_arguments_means_etcds_defaults() {
+    // Only when the default ports are free on this machine; the test never touches a member
+    // it did not start.
+    if std::net::TcpListener::bind(("127.0.0.1", 2379)).is_err()
+        || std::net::TcpListener::bind(("127.0.0.1", 2380)).is_err()
+    {
+        eprintln!("skipping: 127.0.0.1:2379 or :2380 is in use");
+        return;
+    }
+    let mut m = Member::new(Flavor::Retcd);
+    m.use_base_args = false;
+    m.client_port = 2379;
+    m.peer_port = 2380;
+    m.launch();
+    let o = m.etcdctl(&["member", "list"]);
+    assert_eq!(
+        out(&o),
+        "8e9e05c52164694d, started, default, http://localhost:2380, http://localhost:2379, false\n"
+    );
+    assert!(m
+        .cwd
+        .join("default.etcd")
+        .join("member")
+        .join("db")
+        .is_dir());
+}
+
+#[test]
+fn ready_is_notified_to_systemd_once_serving() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let p = sock_path.display().to_string();
+    let m = Member::start_with(Flavor::Retcd, &[], &[("NOTIFY_SOCKET", &p)]);
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("a notification");
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap().trim(), "READY=1");
+    // It was sent once the member served: a request works now.
+    assert!(m.etcdctl(&["put", "a", "b"]).status.success());
+}
+
+#[test]
+fn wal_dir_holds_the_write_ahead_log() {
+    let wal = tempfile::tempdir().unwrap();
+    let w = wal.path().join("wal");
+    let ws = w.display().to_string();
+    let mut m = Member::start_with(Flavor::Retcd, &["--wal-dir", &ws], &[]);
+    assert!(m.etcdctl(&["put", "a", "b"]).status.success());
+    let logs: Vec<_> = std::fs::read_dir(&w)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .collect();
+    assert!(!logs.is_empty(), "no WAL files in {}", w.display());
+    m.kill9();
+    m.restart();
+    assert_eq!(out(&m.etcdctl(&["get", "a", "--print-value-only"])), "b\n");
+}

@@ -42,6 +42,15 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
 }
 
+/// `--auto-compaction-mode` with its retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoCompaction {
+    /// Keep this many revisions.
+    Revision(u64),
+    /// Keep this much history.
+    Periodic(Duration),
+}
+
 /// The validated member configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -72,6 +81,7 @@ pub struct Config {
     pub log_outputs: Vec<String>,
     pub warning_apply_duration: Duration,
     pub snapshot_catchup_entries: u64,
+    pub auto_compaction: Option<AutoCompaction>,
     /// Warnings found while reading the configuration, logged once logging is set up.
     pub warnings: Vec<String>,
     /// Every setting's final raw value and where it came from (for logging at start).
@@ -323,7 +333,13 @@ fn build(
         );
     }
 
+    let auto_compaction = auto_compaction(
+        &get("auto-compaction-mode"),
+        &get("auto-compaction-retention"),
+    )?;
+
     Ok(Config {
+        auto_compaction,
         data_dir,
         wal_dir,
         snapshot_count: get_u64("snapshot-count")?.max(1),
@@ -354,6 +370,39 @@ fn build(
         warnings,
         raw,
     })
+}
+
+/// etcd's rules: retention "0" disables; periodic takes hours ("1") or a duration ("30m");
+/// revision takes a revision count.
+fn auto_compaction(mode: &str, retention: &str) -> Result<Option<AutoCompaction>, ConfigError> {
+    let r = retention.trim();
+    match mode {
+        "periodic" => {
+            if r.is_empty() || r == "0" {
+                return Ok(None);
+            }
+            let d = match r.parse::<u64>() {
+                Ok(hours) => Duration::from_secs(hours * 3600),
+                Err(_) => parse_go_duration(r).ok_or_else(|| {
+                    ConfigError(format!(
+                        "invalid --auto-compaction-retention={r:?} for periodic mode: use hours (e.g. 1) or a duration (e.g. 30m)"
+                    ))
+                })?,
+            };
+            Ok((!d.is_zero()).then_some(AutoCompaction::Periodic(d)))
+        }
+        "revision" => {
+            let n = r.parse::<u64>().map_err(|_| {
+                ConfigError(format!(
+                    "invalid --auto-compaction-retention={r:?} for revision mode: use a number of revisions (e.g. 1000)"
+                ))
+            })?;
+            Ok((n > 0).then_some(AutoCompaction::Revision(n)))
+        }
+        other => Err(ConfigError(format!(
+            "invalid --auto-compaction-mode={other:?}: use 'periodic' or 'revision'"
+        ))),
+    }
 }
 
 fn check_kind(name: &str, kind: Kind, value: &str) -> Result<(), ConfigError> {

@@ -96,8 +96,8 @@ pub const SETTINGS: &[Setting] = &[
     s("discovery-srv-name", "", Str, NotYet, "Suffix to the dns srv name queried when bootstrapping."),
     s("strict-reconfig-check", "true", Bool, Yes, "Reject reconfiguration requests that would cause quorum loss."),
     s("pre-vote", "false", Bool, NoEffect("openraft's elections have no pre-vote phase"), "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster."),
-    s("auto-compaction-retention", "0", Str, NotYet, "Auto compaction retention length. 0 means disable auto compaction."),
-    s("auto-compaction-mode", "periodic", Str, NotYet, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
+    s("auto-compaction-retention", "0", Str, Yes, "Auto compaction retention length. 0 means disable auto compaction."),
+    s("auto-compaction-mode", "periodic", Str, Yes, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
     s("enable-v2", "false", Bool, NotYet, "Accept etcd V2 client requests."),
     s("v2-deprecation", "not-yet", Str, NoEffect("retcd has no v2 store"), "v2store deprecation stage."),
     // Security

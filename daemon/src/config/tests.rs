@@ -122,3 +122,40 @@ fn go_durations() {
     assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
     assert_eq!(parse_go_duration("5"), None);
 }
+
+#[test]
+fn auto_compaction_settings() {
+    assert_eq!(run(&[], &[]).unwrap().auto_compaction, None);
+    let c = run(&["--auto-compaction-retention", "1"], &[]).unwrap();
+    assert_eq!(
+        c.auto_compaction,
+        Some(AutoCompaction::Periodic(Duration::from_secs(3600)))
+    );
+    let c = run(&["--auto-compaction-retention", "30m"], &[]).unwrap();
+    assert_eq!(
+        c.auto_compaction,
+        Some(AutoCompaction::Periodic(Duration::from_secs(1800)))
+    );
+    let c = run(
+        &[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1000",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.auto_compaction, Some(AutoCompaction::Revision(1000)));
+    assert!(run(
+        &[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1h"
+        ],
+        &[]
+    )
+    .is_err());
+    assert!(run(&["--auto-compaction-mode", "hourly"], &[]).is_err());
+}

@@ -30,28 +30,33 @@ pub struct KeyAt {
 impl KeyIndex {
     /// Records a put at `rev`.
     pub fn put(&mut self, rev: Revision) {
-        if self.generations.is_empty() {
-            self.generations.push(Generation::default());
+        match self.generations.last_mut() {
+            Some(g) => {
+                if g.revs.is_empty() {
+                    g.created = rev;
+                }
+                g.revs.push(rev);
+                g.ver += 1;
+            }
+            None => self.generations.push(Generation {
+                ver: 1,
+                created: rev,
+                revs: vec![rev],
+            }),
         }
-        let g = self.generations.last_mut().expect("non-empty");
-        if g.revs.is_empty() {
-            g.created = rev;
-        }
-        g.revs.push(rev);
-        g.ver += 1;
     }
 
-    /// Rebuilds from storage: a put at `rev` of a key created at `created` with `version`.
+    /// Rebuilds from storage: a put at `rev` of a key created at `created` with `version`
+    /// (after compaction a generation may no longer hold its creating revision).
     pub fn restore_put(&mut self, rev: Revision, created: Revision, version: i64) {
-        if self.generations.last().is_none_or(|g| g.revs.is_empty()) {
-            if self.generations.is_empty() {
-                self.generations.push(Generation::default());
-            }
-            let g = self.generations.last_mut().expect("non-empty");
-            g.created = created;
-            g.ver = version - 1;
-        }
+        let fresh = self.is_deleted();
         self.put(rev);
+        if fresh {
+            if let Some(g) = self.generations.last_mut() {
+                g.created = created;
+                g.ver = version;
+            }
+        }
     }
 
     /// Records a deletion at `rev`: the tombstone closes the current generation.

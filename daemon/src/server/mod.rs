@@ -2,6 +2,7 @@
 //! serve reads from MVCC after a linearizable barrier (or locally when serializable).
 
 mod bootstrap;
+pub mod compactor;
 pub mod metrics;
 pub mod validate;
 
