@@ -83,6 +83,7 @@ pub const SETTINGS: &[Setting] = &[
     s("socket-reuse-port", "false", Bool, NotYet, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use."),
     s("socket-reuse-address", "false", Bool, NotYet, "Enable to set socket option SO_REUSEADDR on listeners allowing binding to an address in TIME_WAIT state."),
     s("unsafe-no-fsync", "false", Bool, Yes, "Disables fsync, unsafe, will cause data loss."),
+    s("enable-grpc-gateway", "true", Bool, NoEffect("retcd has no JSON gateway yet"), "Enable GRPC gateway."),
     // Clustering
     s("initial-advertise-peer-urls", "http://localhost:2380", Urls, Yes, "List of this member's peer URLs to advertise to the rest of the cluster."),
     s("initial-cluster", "default=http://localhost:2380", Str, Yes, "Initial cluster configuration for bootstrapping."),
@@ -138,6 +139,13 @@ pub const SETTINGS: &[Setting] = &[
     s("log-rotation-config-json", "{\"maxsize\": 100, \"maxage\": 0, \"maxbackups\": 0, \"localtime\": false, \"compress\": false}", Str, NotYet, "Configures log rotation if enabled with a JSON logger config."),
     // Unsafe / recovery
     s("force-new-cluster", "false", Bool, NotYet, "Force to create a new one member cluster."),
+    // v2 proxy
+    s("proxy", "off", Str, NotYet, "Proxy mode setting ('off', 'readonly' or 'on')."),
+    s("proxy-failure-wait", "5000", Uint, NoEffect("only used with --proxy"), "Time (in milliseconds) an endpoint will be held in a failed state."),
+    s("proxy-refresh-interval", "30000", Uint, NoEffect("only used with --proxy"), "Time (in milliseconds) of the endpoints refresh interval."),
+    s("proxy-dial-timeout", "1000", Uint, NoEffect("only used with --proxy"), "Time (in milliseconds) for a dial to timeout."),
+    s("proxy-write-timeout", "5000", Uint, NoEffect("only used with --proxy"), "Time (in milliseconds) for a write to timeout."),
+    s("proxy-read-timeout", "0", Uint, NoEffect("only used with --proxy"), "Time (in milliseconds) for a read to timeout."),
     // Experimental
     s("experimental-initial-corrupt-check", "false", Bool, NotYet, "Enable to check data corruption before serving any client/peer traffic."),
     s("experimental-corrupt-check-time", "0s", Duration, NotYet, "Duration of time between cluster corruption check passes."),
@@ -149,6 +157,13 @@ pub const SETTINGS: &[Setting] = &[
     s("experimental-txn-mode-write-with-shared-buffer", "true", Bool, NoEffect("a bbolt buffering mode"), "Enable the write transaction to use a shared buffer in its read-only check operations."),
     s("experimental-bootstrap-defrag-threshold-megabytes", "0", Uint, NoEffect("RocksDB compacts in the background"), "Enable the defrag during etcd server bootstrap on condition that it will free at least the provided threshold of disk space."),
     s("experimental-memory-mlock", "false", Bool, NotYet, "Enable to enforce etcd pages (in particular bbolt) to stay in RAM."),
+    s("experimental-enable-v2v3", "", Str, NotYet, "v3 prefix for serving emulated v2 state."),
+    s("experimental-peer-skip-client-san-verification", "false", Bool, NotYet, "Skip verification of SAN field in client certificate for peer connections."),
+    s("experimental-max-learners", "1", Uint, NotYet, "Sets the maximum number of learners that can be available in the cluster membership."),
+    s("experimental-stop-grpc-service-on-defrag", "false", Bool, NoEffect("retcd's defrag never blocks"), "Enable etcd gRPC service to stop serving client requests on defragmentation."),
+    s("experimental-downgrade-check-time", "5s", Duration, NoEffect("retcd has no downgrade monitor yet"), "Duration of time between two downgrade status checks."),
+    s("experimental-wait-cluster-ready-timeout", "5s", Duration, NoEffect("a member waits for its leader on its own schedule"), "Maximum duration to wait for the cluster to be ready."),
+    s("experimental-enable-distributed-tracing", "false", Bool, NotYet, "Enable experimental distributed tracing using OpenTelemetry Tracing."),
     s("experimental-snapshot-catchup-entries", "5000", Uint, Yes, "Number of entries for a slow follower to catch up after compacting the raft storage entries."),
 ];
 
