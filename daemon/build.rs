@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/auth.proto",
                 "proto/rpc.proto",
                 "proto/internal.proto",
+                "proto/peer.proto",
             ],
             &["proto"],
         )?;

@@ -34,6 +34,11 @@ pub enum EtcdError {
     NoLeader,
     #[error("etcdserver: request timed out")]
     Timeout,
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// The member cannot reach what it needs (e.g. the leader); the message says what.
+    #[error("etcdserver: {0}")]
+    Unavailable(String),
     #[error("etcdserver: server stopped")]
     Stopped,
     #[error("etcdserver: invalid sort option")]
@@ -56,7 +61,7 @@ impl EtcdError {
             Compacted | FutureRev => Code::OutOfRange,
             LeaseNotFound => Code::NotFound,
             NoSpace => Code::ResourceExhausted,
-            NoLeader | Timeout | Stopped => Code::Unavailable,
+            NoLeader | Timeout | Stopped | NotLeader | Unavailable(_) => Code::Unavailable,
             Internal(_) => Code::Unknown,
             Unimplemented(_) => Code::Unimplemented,
         }

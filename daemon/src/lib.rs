@@ -113,6 +113,34 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio_watch::channel(false);
     let mut tasks = Vec::new();
 
+    // Peers first: the cluster cannot elect a leader without them.
+    let peer_router = server::peer::peer_routes(server.clone())
+        .into_axum_router()
+        .route(
+            "/version",
+            axum::routing::get(|| async { http::version_json() }),
+        );
+    for (url, l) in peer_listeners {
+        tracing::info!(address = %url, "serving peer traffic");
+        tasks.push(tokio::spawn(http::serve(
+            l,
+            peer_router.clone(),
+            cfg.clone(),
+            stop_rx.clone(),
+        )));
+    }
+
+    // Then wait for a leader and publish this member, as etcd does before serving clients.
+    tokio::select! {
+        _ = server::wait_ready(&server) => {}
+        _ = wait_for_signal() => {
+            tracing::info!("received shutdown signal before the member was ready; stopping");
+            let _ = stop_tx.send(true);
+            let _ = server.raft().shutdown().await;
+            return Ok(());
+        }
+    }
+
     let client_router = api::grpc_routes(server.clone())
         .into_axum_router()
         .merge(http::http_routes(server.clone()));
@@ -121,19 +149,6 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         tasks.push(tokio::spawn(http::serve(
             l,
             client_router.clone(),
-            cfg.clone(),
-            stop_rx.clone(),
-        )));
-    }
-    let peer_router = axum::Router::new().route(
-        "/version",
-        axum::routing::get(|| async { http::version_json() }),
-    );
-    for (url, l) in peer_listeners {
-        tracing::info!(address = %url, "listening for peers");
-        tasks.push(tokio::spawn(http::serve(
-            l,
-            peer_router.clone(),
             cfg.clone(),
             stop_rx.clone(),
         )));

@@ -78,6 +78,8 @@ pub struct Member {
     pub log_path: PathBuf,
     /// Pass the standard flags (name, data dir, URLs, initial cluster) before `extra_args`.
     pub use_base_args: bool,
+    /// `--initial-cluster`; empty means this member alone.
+    pub initial_cluster: String,
     /// Working directory of the process (a fresh temporary directory).
     pub cwd: PathBuf,
     child: Option<Child>,
@@ -115,6 +117,7 @@ impl Member {
             env: Vec::new(),
             log_path: tmp.path().join("member.log"),
             use_base_args: true,
+            initial_cluster: String::new(),
             cwd: tmp.path().to_path_buf(),
             child: None,
             _tmp: Some(tmp),
@@ -125,6 +128,19 @@ impl Member {
     pub fn launch(&mut self) {
         self.spawn();
         self.wait_ready();
+    }
+
+    /// Spawns the process without waiting.
+    pub fn launch_nowait(&mut self) {
+        self.spawn();
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -155,7 +171,11 @@ impl Member {
             "--initial-advertise-peer-urls".into(),
             self.peer_url(),
             "--initial-cluster".into(),
-            format!("{}={}", self.name, self.peer_url()),
+            if self.initial_cluster.is_empty() {
+                format!("{}={}", self.name, self.peer_url())
+            } else {
+                self.initial_cluster.clone()
+            },
             "--initial-cluster-token".into(),
             "retcd-test".into(),
         ]
@@ -255,6 +275,18 @@ impl Member {
         self.kill9();
         self.spawn();
         self.wait_ready();
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) the process.
+    pub fn pause(&self, paused: bool) {
+        if let Some(pid) = self.pid() {
+            unsafe {
+                libc::kill(
+                    pid as i32,
+                    if paused { libc::SIGSTOP } else { libc::SIGCONT },
+                );
+            }
+        }
     }
 
     /// Runs the real etcdctl 3.4.23 against this member.
@@ -377,4 +409,107 @@ pub fn mask_json_fields(s: &str, fields: &[&str]) -> String {
         out = res;
     }
     out
+}
+
+/// A cluster of members started together from one `--initial-cluster`.
+pub struct Cluster {
+    pub members: Vec<Member>,
+}
+
+impl Cluster {
+    /// `n` members named m1..mN, token `retcd-test`, on free ports; waits until all serve.
+    pub fn start(flavor: Flavor, n: usize) -> Cluster {
+        Cluster::start_with(flavor, n, &[])
+    }
+
+    pub fn start_with(flavor: Flavor, n: usize, args: &[&str]) -> Cluster {
+        Cluster::launch(Cluster::prepare(flavor, n, args))
+    }
+
+    /// Members m1..mN on fresh ports, not started (adjust ports or args, then `launch`).
+    pub fn prepare(flavor: Flavor, n: usize, args: &[&str]) -> Vec<Member> {
+        (0..n)
+            .map(|i| {
+                let mut m = Member::new(flavor);
+                m.name = format!("m{}", i + 1);
+                m.extra_args = args.iter().map(|s| s.to_string()).collect();
+                m
+            })
+            .collect()
+    }
+
+    /// Starts `members` as one cluster (initial-cluster from their names and peer ports) and
+    /// waits until every one serves.
+    pub fn launch(mut members: Vec<Member>) -> Cluster {
+        let ic = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for m in &mut members {
+            m.initial_cluster = ic.clone();
+            m.launch_nowait();
+        }
+        for m in &mut members {
+            m.wait_ready();
+        }
+        Cluster { members }
+    }
+
+    /// Every client endpoint, comma-separated.
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.endpoint())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Index of the member that leads now (asked of each running member).
+    pub fn leader(&mut self) -> Option<usize> {
+        for i in 0..self.members.len() {
+            if !self.members[i].is_running() {
+                continue;
+            }
+            let o = self.members[i].etcdctl(&[
+                "endpoint",
+                "status",
+                "-w",
+                "json",
+                "--command-timeout=2s",
+            ]);
+            let s = out(&o);
+            let leader = json_u64(&s, "leader");
+            let me = json_u64(&s, "member_id");
+            if let (Some(l), Some(me)) = (leader, me) {
+                if l == me {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits (bounded) until a running member reports itself leader.
+    pub fn wait_leader(&mut self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.leader() {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader within {within:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The first number value of `"field":` in a JSON text.
+pub fn json_u64(s: &str, field: &str) -> Option<u64> {
+    let pat = format!("\"{field}\":");
+    let i = s.find(&pat)? + pat.len();
+    let rest = s[i..].trim_start_matches('"');
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }

@@ -18,6 +18,10 @@ pub mod etcdserverpb {
 pub mod retcdpb {
     tonic::include_proto!("retcdpb");
 }
+#[allow(clippy::all)]
+pub mod retcdpeerpb {
+    tonic::include_proto!("retcdpeerpb");
+}
 
 mod services;
 

@@ -55,6 +55,14 @@ pub fn apply(
                 header: header(txn.current_rev()),
             }))
         }
+        Some(Rq::Publish(m)) => {
+            let attrs = crate::cluster::MemberAttrs {
+                name: m.name,
+                client_urls: m.client_urls,
+            };
+            txn.put_meta(&crate::cluster::attrs_key(m.id), &attrs)?;
+            Some(Rs::Published(true))
+        }
         Some(Rq::Put(p)) => {
             let mut rt = txn.begin();
             check_put(&rt, &p, leases)?;

@@ -8,20 +8,29 @@ use sha1::{Digest, Sha1};
 
 use crate::config::{parse_urls, ConfigError};
 
-/// A member as raft membership carries it (openraft's `Node`).
+/// A member as raft membership carries it (openraft's `Node`): what peers need to reach it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberNode {
-    /// Empty until the member has started and published itself.
-    pub name: String,
     pub peer_urls: Vec<String>,
-    /// Empty until the member has started and published itself.
-    pub client_urls: Vec<String>,
 }
 
 impl std::fmt::Display for MemberNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{:?}", self.name, self.peer_urls)
+        write!(f, "{:?}", self.peer_urls)
     }
+}
+
+/// What a member publishes about itself once started (etcd's member attributes). A member
+/// that has not published yet is listed as `unstarted`, with no name and no client URLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAttrs {
+    pub name: String,
+    pub client_urls: Vec<String>,
+}
+
+/// The meta key of member `id`'s attributes.
+pub fn attrs_key(id: u64) -> String {
+    format!("member/{id:016x}")
 }
 
 /// etcd's member ID: the first 8 bytes (big-endian) of SHA-1 over the member's sorted peer

@@ -70,6 +70,46 @@ pub(super) struct Inner {
     compact_rev: i64,
 }
 
+fn load_inner(backend: &Backend) -> Result<Inner, BackendError> {
+    let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
+    let mut last_rev = 0i64;
+    {
+        let cf = backend.cf(CF_KV)?;
+        for item in backend.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.ctx("scan kv")?;
+            let rev =
+                Revision::decode(&k).ok_or_else(|| BackendError::Other("corrupt kv key".into()))?;
+            let (kind, kv) = decode_value(&v).map_err(|e| BackendError::Other(e.to_string()))?;
+            let ki = index.entry(kv.key.clone()).or_default();
+            if kind == KIND_TOMBSTONE {
+                ki.tombstone(rev);
+            } else {
+                ki.restore_put(
+                    rev,
+                    Revision {
+                        main: kv.create_revision,
+                        sub: 0,
+                    },
+                    kv.version,
+                );
+            }
+            last_rev = last_rev.max(rev.main);
+        }
+    }
+    index.retain(|_, ki| !ki.generations.iter().all(|g| g.revs.is_empty()));
+    let current_rev = backend
+        .get_meta::<i64>("current_rev")?
+        .unwrap_or(1)
+        .max(last_rev)
+        .max(1);
+    let compact_rev = backend.get_meta::<i64>("compact_rev")?.unwrap_or(0);
+    Ok(Inner {
+        index,
+        current_rev,
+        compact_rev,
+    })
+}
+
 pub struct Store {
     backend: Arc<Backend>,
     inner: RwLock<Inner>,
@@ -99,47 +139,18 @@ fn encode_value(kind: u8, kv: &KeyValue) -> Vec<u8> {
 impl Store {
     /// Opens the store and rebuilds the key index from RocksDB.
     pub fn open(backend: Arc<Backend>) -> Result<Store, BackendError> {
-        let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
-        let mut last_rev = 0i64;
-        {
-            let cf = backend.cf(CF_KV)?;
-            for item in backend.db.iterator_cf(cf, IteratorMode::Start) {
-                let (k, v) = item.ctx("scan kv")?;
-                let rev = Revision::decode(&k)
-                    .ok_or_else(|| BackendError::Other("corrupt kv key".into()))?;
-                let (kind, kv) =
-                    decode_value(&v).map_err(|e| BackendError::Other(e.to_string()))?;
-                let ki = index.entry(kv.key.clone()).or_default();
-                if kind == KIND_TOMBSTONE {
-                    ki.tombstone(rev);
-                } else {
-                    ki.restore_put(
-                        rev,
-                        Revision {
-                            main: kv.create_revision,
-                            sub: 0,
-                        },
-                        kv.version,
-                    );
-                }
-                last_rev = last_rev.max(rev.main);
-            }
-        }
-        index.retain(|_, ki| !ki.generations.iter().all(|g| g.revs.is_empty()));
-        let current_rev = backend
-            .get_meta::<i64>("current_rev")?
-            .unwrap_or(1)
-            .max(last_rev)
-            .max(1);
-        let compact_rev = backend.get_meta::<i64>("compact_rev")?.unwrap_or(0);
+        let inner = load_inner(&backend)?;
         Ok(Store {
             backend,
-            inner: RwLock::new(Inner {
-                index,
-                current_rev,
-                compact_rev,
-            }),
+            inner: RwLock::new(inner),
         })
+    }
+
+    /// Rebuilds the index after the storage underneath was replaced (snapshot install).
+    pub fn reload(&self) -> Result<(), BackendError> {
+        let inner = load_inner(&self.backend)?;
+        *self.inner.write() = inner;
+        Ok(())
     }
 
     pub fn backend(&self) -> &Arc<Backend> {
@@ -305,6 +316,25 @@ impl<'a> WriteTxn<'a> {
             main,
             sub: 0,
         }
+    }
+
+    /// Stores a meta record in this transaction's batch.
+    pub fn put_meta<T: serde::Serialize>(&mut self, key: &str, v: &T) -> Result<(), EtcdError> {
+        self.store
+            .backend
+            .put_meta(&mut self.batch, key, v)
+            .map_err(storage_err)
+    }
+
+    /// Deletes a meta record in this transaction's batch.
+    pub fn delete_meta(&mut self, key: &str) -> Result<(), EtcdError> {
+        let cf = self
+            .store
+            .backend
+            .cf(crate::backend::CF_META)
+            .map_err(storage_err)?;
+        self.batch.delete_cf(cf, key);
+        Ok(())
     }
 
     /// The underlying batch, for records that must commit atomically with the KV changes.

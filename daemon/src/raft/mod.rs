@@ -48,12 +48,22 @@ pub type Request = Pb<InternalRequest>;
 /// What applying it returned: the response, or etcd's error.
 pub type Response = Result<Pb<InternalResponse>, EtcdError>;
 
-/// A snapshot handle. The state machine is persistent in RocksDB, so building a snapshot for
-/// raft log compaction only records the applied point; transferring one to a peer streams a
-/// RocksDB point-in-time view (cluster support).
+/// A snapshot handle. The state machine is persistent in RocksDB, so the snapshot openraft
+/// builds for log compaction records only the applied point (`dir` is None). A snapshot sent
+/// to a lagging or new member is a RocksDB checkpoint (hard links, taken when needed) in
+/// `dir`, streamed file by file; the receiver collects the files into its own `dir`.
+/// The directory is removed when the handle is dropped.
 #[derive(Debug, Default)]
 pub struct SnapshotData {
-    pub last_applied_index: u64,
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for SnapshotData {
+    fn drop(&mut self) {
+        if let Some(d) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 openraft::declare_raft_types!(
@@ -82,7 +92,7 @@ pub fn raft_config(cfg: &crate::config::Config) -> Result<Arc<openraft::Config>,
         election_timeout_max: cfg.election_timeout_ms * 2,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_count),
         max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
-        purge_batch_size: 1024,
+        purge_batch_size: cfg.snapshot_count.clamp(1, 1024),
         max_payload_entries: 1000,
         ..Default::default()
     };

@@ -1,72 +1,275 @@
-//! The peer network openraft uses to reach other members. Peer transport (AppendEntries,
-//! Vote, snapshot streaming over gRPC on `listen-peer-urls`) arrives with cluster support;
-//! until then a single-member cluster never calls it, and any call reports the peer
-//! unreachable instead of panicking.
+//! The peer network, client side: gRPC channels to other members' `listen-peer-urls`, used by
+//! openraft (AppendEntries, Vote, snapshot streaming) and by the request path (forwarding
+//! writes and read-index requests to the leader). Channels connect lazily and reconnect on
+//! their own; every call is bounded by a timeout, so a dead peer never blocks another.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{
-    Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::{Snapshot, Vote};
+use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
+use tonic::transport::{Channel, Endpoint};
 
 use super::TypeConfig;
+use crate::api::retcdpeerpb::peer_client::PeerClient as GrpcPeerClient;
+use crate::api::retcdpeerpb::{RaftMessage, SnapshotChunk};
 use crate::cluster::MemberNode;
 
-#[derive(Clone, Default)]
-pub struct PeerNetwork;
+/// Largest peer message (a batch of log entries or a snapshot chunk).
+pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
+const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 
-pub struct PeerClient {
-    target: u64,
+/// gRPC clients to peers, by member ID, reused across calls.
+#[derive(Clone)]
+pub struct Peers {
+    pub cluster_id: u64,
+    pub self_id: u64,
+    channels: Arc<Mutex<HashMap<u64, (String, Channel)>>>,
 }
 
-impl PeerClient {
-    fn unreachable(&self) -> std::io::Error {
-        std::io::Error::other(format!(
-            "member {:x}: peer transport is not implemented yet",
-            self.target
-        ))
+impl Peers {
+    pub fn new(cluster_id: u64, self_id: u64) -> Peers {
+        Peers {
+            cluster_id,
+            self_id,
+            channels: Arc::default(),
+        }
     }
+
+    /// A client for member `id` at the first of its peer URLs.
+    pub fn client(&self, id: u64, node: &MemberNode) -> Result<GrpcPeerClient<Channel>, String> {
+        let url = node
+            .peer_urls
+            .first()
+            .cloned()
+            .ok_or_else(|| format!("member {id:x} has no peer URL"))?;
+        let mut map = self.channels.lock();
+        let channel = match map.get(&id) {
+            Some((u, ch)) if *u == url => ch.clone(),
+            _ => {
+                let ch = Endpoint::from_shared(url.clone())
+                    .map_err(|e| format!("bad peer URL {url}: {e}"))?
+                    .connect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .keep_alive_timeout(Duration::from_secs(5))
+                    .connect_lazy();
+                map.insert(id, (url, ch.clone()));
+                ch
+            }
+        };
+        Ok(GrpcPeerClient::new(channel)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE))
+    }
+}
+
+/// openraft's network factory.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    pub peers: Peers,
+}
+
+pub struct PeerConn {
+    peers: Peers,
+    target: u64,
+    node: MemberNode,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
-    type Network = PeerClient;
+    type Network = PeerConn;
 
-    async fn new_client(&mut self, target: u64, _node: &MemberNode) -> PeerClient {
-        PeerClient { target }
+    async fn new_client(&mut self, target: u64, node: &MemberNode) -> PeerConn {
+        PeerConn {
+            peers: self.peers.clone(),
+            target,
+            node: node.clone(),
+        }
     }
 }
 
-impl RaftNetwork<TypeConfig> for PeerClient {
+type RpcErr<E> = RPCError<u64, MemberNode, E>;
+
+fn status_to_rpc<E: std::error::Error>(s: tonic::Status, target: u64, ttl: Duration) -> RpcErr<E> {
+    match s.code() {
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => RPCError::Timeout(Timeout {
+            action: openraft::RPCTypes::AppendEntries,
+            id: 0,
+            target,
+            timeout: ttl,
+        }),
+        tonic::Code::Unavailable | tonic::Code::Unknown => RPCError::Unreachable(Unreachable::new(
+            &std::io::Error::other(s.message().to_string()),
+        )),
+        _ => RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+            "peer {target:x}: {}",
+            s.message()
+        )))),
+    }
+}
+
+impl PeerConn {
+    fn message(&self, data: Vec<u8>) -> tonic::Request<RaftMessage> {
+        tonic::Request::new(RaftMessage {
+            cluster_id: self.peers.cluster_id,
+            from: self.peers.self_id,
+            to: self.target,
+            data,
+        })
+    }
+
+    fn client<E: std::error::Error>(&self) -> Result<GrpcPeerClient<Channel>, RpcErr<E>> {
+        self.peers
+            .client(self.target, &self.node)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))
+    }
+}
+
+fn encode<T: serde::Serialize, E: std::error::Error>(v: &T) -> Result<Vec<u8>, RpcErr<E>> {
+    bincode::serialize(v)
+        .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e.to_string()))))
+}
+
+fn decode<T: serde::de::DeserializeOwned, E: std::error::Error>(b: &[u8]) -> Result<T, RpcErr<E>> {
+    bincode::deserialize(b)
+        .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e.to_string()))))
+}
+
+impl RaftNetwork<TypeConfig> for PeerConn {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
-        Err(RPCError::Unreachable(Unreachable::new(&self.unreachable())))
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RpcErr<RaftError<u64>>> {
+        let ttl = option.hard_ttl();
+        let mut req = self.message(encode(&rpc)?);
+        req.set_timeout(ttl);
+        let resp = self
+            .client()?
+            .append_entries(req)
+            .await
+            .map_err(|s| status_to_rpc(s, self.target, ttl))?;
+        let r: Result<AppendEntriesResponse<u64>, RaftError<u64>> = decode(&resp.get_ref().data)?;
+        r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<u64>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
-        Err(RPCError::Unreachable(Unreachable::new(&self.unreachable())))
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RpcErr<RaftError<u64>>> {
+        let ttl = option.hard_ttl();
+        let mut req = self.message(encode(&rpc)?);
+        req.set_timeout(ttl);
+        let resp = self
+            .client()?
+            .vote(req)
+            .await
+            .map_err(|s| status_to_rpc(s, self.target, ttl))?;
+        let r: Result<VoteResponse<u64>, RaftError<u64>> = decode(&resp.get_ref().data)?;
+        r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: Vote<u64>,
-        _snapshot: Snapshot<TypeConfig>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        vote: Vote<u64>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
-        Err(StreamingError::Network(NetworkError::new(
-            &self.unreachable(),
-        )))
+        let net = |e: String| StreamingError::Network(NetworkError::new(&std::io::Error::other(e)));
+        let header = bincode::serialize(&(vote, &snapshot.meta)).map_err(|e| net(e.to_string()))?;
+        let dir = snapshot
+            .snapshot
+            .dir
+            .clone()
+            .ok_or_else(|| net("snapshot has no checkpoint to send".into()))?;
+        let mut client = self.peers.client(self.target, &self.node).map_err(|e| {
+            StreamingError::Unreachable(Unreachable::new(&std::io::Error::other(e)))
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(4);
+        let (cluster_id, from) = (self.peers.cluster_id, self.peers.self_id);
+        let reader = tokio::spawn(stream_checkpoint(dir, header, cluster_id, from, tx));
+        let call = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let resp = tokio::select! {
+            r = call => r,
+            closed = cancel => {
+                reader.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+        };
+        let read_result = reader.await.map_err(|e| net(e.to_string()))?;
+        read_result.map_err(net)?;
+        let resp = resp.map_err(|s| net(format!("peer {:x}: {}", self.target, s.message())))?;
+        let r: Result<SnapshotResponse<u64>, Fatal<u64>> =
+            bincode::deserialize(&resp.get_ref().data).map_err(|e| net(e.to_string()))?;
+        r.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))
     }
+}
+
+/// Sends every file of checkpoint `dir` in chunks; the first chunk carries `header`.
+async fn stream_checkpoint(
+    dir: PathBuf,
+    header: Vec<u8>,
+    cluster_id: u64,
+    from: u64,
+    tx: tokio::sync::mpsc::Sender<SnapshotChunk>,
+) -> Result<(), String> {
+    let mut header = Some(header);
+    let mut names = Vec::new();
+    let mut rd = tokio::fs::read_dir(&dir)
+        .await
+        .map_err(|e| format!("read snapshot dir {}: {e}", dir.display()))?;
+    while let Some(e) = rd.next_entry().await.map_err(|e| e.to_string())? {
+        if e.file_type().await.map(|t| t.is_file()).unwrap_or(false) {
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    for name in names {
+        let mut f = tokio::fs::File::open(dir.join(&name))
+            .await
+            .map_err(|e| format!("open {name}: {e}"))?;
+        let mut offset = 0u64;
+        loop {
+            let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+            let n = f
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("read {name}: {e}"))?;
+            buf.truncate(n);
+            // Empty files are sent once so they exist on the other side.
+            if n == 0 && offset > 0 {
+                break;
+            }
+            let chunk = SnapshotChunk {
+                cluster_id,
+                from,
+                header: header.take().unwrap_or_default(),
+                file: name.clone(),
+                offset,
+                data: buf,
+            };
+            if tx.send(chunk).await.is_err() {
+                return Err("snapshot receiver went away".into());
+            }
+            offset += n as u64;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! persistent (RocksDB), so the applied log id and membership are stored with the data in the
 //! same batch, and entries after the last applied one are applied again after a restart.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,11 +22,21 @@ pub struct StateMachine {
     applied: Option<LogId>,
     membership: Membership,
     warn_apply: Duration,
+    /// Where checkpoints for peers are taken (`<data-dir>/member/snap`).
+    snap_dir: PathBuf,
 }
 
 impl StateMachine {
-    pub fn open(store: Arc<Store>, warn_apply: Duration) -> Result<StateMachine, StorageError> {
+    pub fn open(
+        store: Arc<Store>,
+        warn_apply: Duration,
+        snap_dir: PathBuf,
+    ) -> Result<StateMachine, StorageError> {
         let b = store.backend();
+        b.check_installing()
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?;
+        // Leftover checkpoints of a previous run are never needed again.
+        let _ = std::fs::remove_dir_all(&snap_dir);
         let applied: Option<LogId> = b
             .get_meta::<Option<LogId>>("applied")
             .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?
@@ -39,6 +50,7 @@ impl StateMachine {
             applied,
             membership,
             warn_apply,
+            snap_dir,
         })
     }
 
@@ -71,9 +83,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: Box::new(SnapshotData {
-                last_applied_index: self.meta.last_log_id.map(|l| l.index).unwrap_or(0),
-            }),
+            snapshot: Box::default(),
         })
     }
 }
@@ -102,6 +112,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     out.push(apply::apply(&mut txn, req.0, &NoLeases).map(Pb));
                 }
                 EntryPayload::Membership(m) => {
+                    // A removed member's published attributes go with it.
+                    for (id, _) in self.membership.membership().nodes() {
+                        if m.get_node(id).is_none() {
+                            if let Err(e) = txn.delete_meta(&crate::cluster::attrs_key(*id)) {
+                                return Err(io_err(
+                                    ErrorSubject::StateMachine,
+                                    ErrorVerb::Write,
+                                    e,
+                                ));
+                            }
+                        }
+                    }
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
                     membership_changed = true;
                     out.push(Ok(Pb(InternalResponse::default())));
@@ -144,20 +166,51 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, MemberNode>,
-        _snapshot: Box<SnapshotData>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
-        Err(io_err(
-            ErrorSubject::Snapshot(Some(meta.signature())),
-            ErrorVerb::Write,
-            "installing a snapshot from a peer is not supported yet (single-member clusters only)",
-        ))
+        let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
+        let dir = snapshot
+            .dir
+            .clone()
+            .ok_or_else(|| io_err(subject(), ErrorVerb::Write, "received snapshot has no data"))?;
+        let backend = self.store.backend().clone();
+        let started = Instant::now();
+        tokio::task::block_in_place(|| backend.install_checkpoint(&dir))
+            .map_err(|e| io_err(subject(), ErrorVerb::Write, e))?;
+        self.store
+            .reload()
+            .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?;
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            revision = self.store.current_rev(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "installed snapshot from the leader"
+        );
+        drop(snapshot);
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         if self.applied.is_none() {
             return Ok(None);
         }
-        let mut b = self.get_snapshot_builder().await;
-        b.build_snapshot().await.map(Some)
+        // A point-in-time checkpoint of the applied state, for a peer that needs it.
+        let meta = self.meta();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = self
+            .snap_dir
+            .join(format!("send-{}-{nanos}", meta.snapshot_id));
+        let backend = self.store.backend().clone();
+        tokio::task::block_in_place(|| backend.checkpoint(&dir))
+            .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(SnapshotData { dir: Some(dir) }),
+        }))
     }
 }

@@ -1,5 +1,6 @@
-//! Starting a member: open the data dir, bootstrap a new cluster or restart from disk, start
-//! raft, and wait until a leader is known.
+//! Starting a member: open the data dir, bootstrap a new cluster or restart from disk, and
+//! start raft. [`wait_ready`] then waits for a leader and publishes the member's attributes,
+//! after which it serves clients (etcd's ready notification).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,11 +14,11 @@ use crate::cluster::{cluster_id, InitialCluster, MemberNode};
 use crate::config::{Config, Source};
 use crate::mvcc::Store;
 use crate::raft::log_store::LogStore;
-use crate::raft::network::PeerNetwork;
+use crate::raft::network::{PeerNetwork, Peers};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{raft_config, Raft};
 
-/// Opens or bootstraps the member described by `cfg` and returns it once raft runs.
+/// Opens or bootstraps the member described by `cfg` and starts raft.
 pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     let cfg = Arc::new(cfg);
     let backend = Arc::new(
@@ -68,13 +69,20 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
 
     let store = Arc::new(Store::open(backend.clone()).map_err(|e| e.to_string())?);
     let log_store = LogStore::open(backend.clone()).map_err(|e| e.to_string())?;
-    let sm =
-        StateMachine::open(store.clone(), cfg.warning_apply_duration).map_err(|e| e.to_string())?;
-    let raft = Raft::new(member_id, raft_config(&cfg)?, PeerNetwork, log_store, sm)
+    let snap_dir = crate::backend::db_path(&cfg.data_dir)
+        .with_file_name("snap")
+        .join("send");
+    let sm = StateMachine::open(store.clone(), cfg.warning_apply_duration, snap_dir)
+        .map_err(|e| e.to_string())?;
+    let peers = Peers::new(cid, member_id);
+    let network = PeerNetwork {
+        peers: peers.clone(),
+    };
+    let raft = Raft::new(member_id, raft_config(&cfg)?, network, log_store, sm)
         .await
         .map_err(|e| format!("cannot start raft: {e}"))?;
     let election = Duration::from_millis(cfg.election_timeout_ms);
-    let server = Arc::new(EtcdServer {
+    Ok(Arc::new(EtcdServer {
         raft_metrics: raft.metrics(),
         raft,
         store,
@@ -82,24 +90,40 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         cfg,
         member_id,
         cluster_id: cid,
+        peers,
         metrics: Metrics::default(),
-    });
-    // A member serves once it knows a leader (etcd's ready notification).
-    let mut rx = server.raft.metrics();
-    let wait = tokio::time::timeout(10 * election + Duration::from_secs(5), async {
-        loop {
-            if rx.borrow().current_leader.is_some() {
-                return;
-            }
-            if rx.changed().await.is_err() {
-                return;
+    }))
+}
+
+/// Waits until a leader is known and this member's name and client URLs are published
+/// through raft; retries for as long as it takes (a member waits for its peers at first
+/// bootstrap), logging while it waits.
+pub async fn wait_ready(server: &EtcdServer) {
+    let mut rx = server.raft().metrics();
+    let mut waited = Duration::ZERO;
+    let step = Duration::from_secs(5);
+    loop {
+        if rx.borrow().current_leader.is_some() {
+            break;
+        }
+        if tokio::time::timeout(step, rx.changed()).await.is_ok() {
+            continue;
+        }
+        waited += step;
+        tracing::warn!(
+            waited_secs = waited.as_secs(),
+            "no leader yet: waiting for a quorum of members to start"
+        );
+    }
+    loop {
+        match server.publish().await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing member attributes failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-    });
-    if wait.await.is_err() {
-        tracing::warn!("no leader yet; serving anyway (requests needing consensus will wait)");
     }
-    Ok(server)
 }
 
 /// Validates the bootstrap settings and derives the member and cluster IDs as etcd does.
@@ -145,11 +169,13 @@ fn new_cluster(cfg: &Config) -> Result<(u64, u64, BTreeMap<u64, MemberNode>), St
             advertise.join(",")
         ));
     }
-    if ic.members.len() > 1 {
-        return Err(format!(
-            "--initial-cluster lists {} members: clusters of more than one member are not supported yet by retcd",
-            ic.members.len()
-        ));
+    let n = ic.members.len();
+    if n % 2 == 0 {
+        tracing::warn!(
+            members = n,
+            quorum = n / 2 + 1,
+            "an even number of members tolerates no more failures than one member fewer (quorum is N/2+1); prefer an odd number"
+        );
     }
     let ids = ic.ids(&cfg.initial_cluster_token);
     let member_ids: Vec<u64> = ids.iter().map(|(id, _, _)| *id).collect();
@@ -157,27 +183,13 @@ fn new_cluster(cfg: &Config) -> Result<(u64, u64, BTreeMap<u64, MemberNode>), St
     let mut nodes = BTreeMap::new();
     let mut me = 0;
     for (id, name, peer_urls) in ids {
-        let local = name == cfg.name;
-        if local {
+        if name == cfg.name {
             me = id;
         }
         nodes.insert(
             id,
             MemberNode {
-                name: if local {
-                    name.to_string()
-                } else {
-                    String::new()
-                },
                 peer_urls: peer_urls.to_vec(),
-                client_urls: if local {
-                    cfg.advertise_client_urls
-                        .iter()
-                        .map(|u| u.raw.clone())
-                        .collect()
-                } else {
-                    Vec::new()
-                },
             },
         );
     }

@@ -4,6 +4,7 @@
 mod bootstrap;
 pub mod compactor;
 pub mod metrics;
+pub mod peer;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use openraft::RaftMetrics;
 use prost::Message;
 use tokio::sync::watch;
 
-pub use bootstrap::start;
+pub use bootstrap::{start, wait_ready};
 pub use metrics::Metrics;
 
 use crate::api::etcdserverpb::{
@@ -25,10 +26,11 @@ use crate::api::etcdserverpb::{
 };
 use crate::api::retcdpb::{internal_request, internal_response, InternalRequest, InternalResponse};
 use crate::apply::execute_range;
-use crate::cluster::MemberNode;
+use crate::cluster::{attrs_key, MemberAttrs, MemberNode};
 use crate::config::Config;
 use crate::error::EtcdError;
 use crate::mvcc::Store;
+use crate::raft::network::Peers;
 use crate::raft::{Pb, Raft};
 use crate::version::ETCD_SERVER_VERSION;
 
@@ -40,6 +42,7 @@ pub struct EtcdServer {
     member_id: u64,
     cluster_id: u64,
     request_timeout: Duration,
+    peers: Peers,
     pub metrics: Metrics,
 }
 
@@ -102,13 +105,202 @@ impl EtcdServer {
     }
 
     /// Waits until this member has applied everything committed before the call (raft's
-    /// read index), so a read that follows is linearizable.
+    /// read index, asked of the leader when this member follows), so a read that follows is
+    /// linearizable.
     pub async fn linearizable_barrier(&self) -> Result<(), EtcdError> {
-        match tokio::time::timeout(self.request_timeout, self.raft.ensure_linearizable()).await {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        loop {
+            let attempt = tokio::time::timeout_at(deadline, self.raft.get_read_log_id()).await;
+            let index = match attempt {
+                Err(_) => return Err(EtcdError::Timeout),
+                Ok(Ok((read, _applied))) => read.map(|l| l.index),
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                    match (f.leader_id, f.leader_node) {
+                        (Some(id), Some(node)) => {
+                            match self.remote_read_index(id, &node, deadline).await {
+                                Ok(i) => Some(i),
+                                Err(EtcdError::NotLeader) => {
+                                    self.wait_for_leader_change(Some(id), deadline).await?;
+                                    continue;
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        _ => {
+                            self.wait_for_leader_change(None, deadline).await?;
+                            continue;
+                        }
+                    }
+                }
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(EtcdError::Timeout);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Ok(Err(RaftError::Fatal(_))) => return Err(EtcdError::Stopped),
+            };
+            let Some(index) = index else { return Ok(()) };
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            return self
+                .raft
+                .wait(Some(remaining))
+                .applied_index_at_least(Some(index), "read index")
+                .await
+                .map(|_| ())
+                .map_err(|e| match e {
+                    openraft::metrics::WaitError::Timeout(..) => EtcdError::Timeout,
+                    openraft::metrics::WaitError::ShuttingDown => EtcdError::Stopped,
+                });
+        }
+    }
+
+    async fn remote_read_index(
+        &self,
+        leader: u64,
+        node: &MemberNode,
+        deadline: tokio::time::Instant,
+    ) -> Result<u64, EtcdError> {
+        let mut client = self
+            .peers
+            .client(leader, node)
+            .map_err(EtcdError::Internal)?;
+        let mut req = tonic::Request::new(crate::api::retcdpeerpb::ReadIndexRequest {
+            cluster_id: self.cluster_id,
+        });
+        req.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let resp = client
+            .read_index(req)
+            .await
+            .map_err(peer_status)?
+            .into_inner();
+        if !resp.error.is_empty() {
+            return Err(decode_peer_error(&resp.error));
+        }
+        Ok(resp.index)
+    }
+
+    /// Waits until a leader other than `old` is known, or the deadline passes.
+    async fn wait_for_leader_change(
+        &self,
+        old: Option<u64>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), EtcdError> {
+        let mut rx = self.raft_metrics.clone();
+        let wait = async {
+            loop {
+                let leader = rx.borrow().current_leader;
+                if leader.is_some() && leader != old {
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+            }
+        };
+        tokio::time::timeout_at(deadline, wait)
+            .await
+            .map_err(|_| EtcdError::Timeout)
+    }
+
+    async fn propose(&self, req: InternalRequest) -> Result<InternalResponse, EtcdError> {
+        if req.encoded_len() > self.cfg.max_request_bytes as usize {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        Metrics::inc(&self.metrics.proposals_pending);
+        let out = self.propose_inner(req).await;
+        self.metrics
+            .proposals_pending
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if out.is_err() {
+            Metrics::inc(&self.metrics.proposals_failed);
+        }
+        out
+    }
+
+    /// Proposes on this member when it leads, otherwise forwards to the leader; follows a
+    /// leader change until the request timeout.
+    async fn propose_inner(&self, req: InternalRequest) -> Result<InternalResponse, EtcdError> {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        loop {
+            let res =
+                tokio::time::timeout_at(deadline, self.raft.client_write(Pb(req.clone()))).await;
+            match res {
+                Err(_) => return Err(EtcdError::Timeout),
+                Ok(Ok(resp)) => return resp.data.map(|p| p.0),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                    match (f.leader_id, f.leader_node) {
+                        (Some(id), Some(node)) => {
+                            match self.forward(id, &node, req.clone(), deadline).await {
+                                Err(EtcdError::NotLeader) => {
+                                    self.wait_for_leader_change(Some(id), deadline).await?
+                                }
+                                other => return other,
+                            }
+                        }
+                        _ => self.wait_for_leader_change(None, deadline).await?,
+                    }
+                }
+                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                    return Err(EtcdError::Internal(e.to_string()))
+                }
+                Ok(Err(RaftError::Fatal(_))) => return Err(EtcdError::Stopped),
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader: u64,
+        node: &MemberNode,
+        req: InternalRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<InternalResponse, EtcdError> {
+        let mut client = self
+            .peers
+            .client(leader, node)
+            .map_err(EtcdError::Internal)?;
+        let mut r = tonic::Request::new(crate::api::retcdpeerpb::ProposeRequest {
+            cluster_id: self.cluster_id,
+            request: Some(req),
+        });
+        r.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let resp = client.propose(r).await.map_err(peer_status)?.into_inner();
+        if !resp.error.is_empty() {
+            return Err(decode_peer_error(&resp.error));
+        }
+        resp.response
+            .ok_or_else(|| EtcdError::Internal("leader returned no response".into()))
+    }
+
+    /// Proposes a request forwarded by a follower: only the leader accepts it.
+    pub async fn propose_as_leader(
+        &self,
+        req: InternalRequest,
+    ) -> Result<InternalResponse, EtcdError> {
+        if req.encoded_len() > self.cfg.max_request_bytes as usize {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        let res = tokio::time::timeout(self.request_timeout, self.raft.client_write(Pb(req))).await;
+        match res {
             Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(resp)) => resp.data.map(|p| p.0),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(EtcdError::NotLeader)
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(EtcdError::Internal(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(_))) => Err(EtcdError::Stopped),
+        }
+    }
+
+    /// The leader's read index, for a follower's linearizable read.
+    pub async fn read_index_as_leader(&self) -> Result<u64, EtcdError> {
+        match tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id()).await {
+            Err(_) => Err(EtcdError::Timeout),
+            Ok(Ok((read, _))) => Ok(read.map(|l| l.index).unwrap_or(0)),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                Err(EtcdError::NoLeader)
+                Err(EtcdError::NotLeader)
             }
             Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
                 Err(EtcdError::Timeout)
@@ -117,30 +309,23 @@ impl EtcdServer {
         }
     }
 
-    async fn propose(&self, req: InternalRequest) -> Result<InternalResponse, EtcdError> {
-        if req.encoded_len() > self.cfg.max_request_bytes as usize {
-            return Err(EtcdError::RequestTooLarge);
-        }
-        Metrics::inc(&self.metrics.proposals_pending);
-        let res = tokio::time::timeout(self.request_timeout, self.raft.client_write(Pb(req))).await;
-        self.metrics
-            .proposals_pending
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let out = match res {
-            Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok(resp)) => resp.data.map(|p| p.0),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(EtcdError::NoLeader)
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(EtcdError::Internal(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(_))) => Err(EtcdError::Stopped),
+    /// Publishes this member's name and client URLs through raft.
+    pub async fn publish(&self) -> Result<(), EtcdError> {
+        let req = InternalRequest {
+            request: Some(internal_request::Request::Publish(
+                crate::api::retcdpb::MemberAttributes {
+                    id: self.member_id,
+                    name: self.cfg.name.clone(),
+                    client_urls: self
+                        .cfg
+                        .advertise_client_urls
+                        .iter()
+                        .map(|u| u.raw.clone())
+                        .collect(),
+                },
+            )),
         };
-        if out.is_err() {
-            Metrics::inc(&self.metrics.proposals_failed);
-        }
-        out
+        self.propose(req).await.map(|_| ())
     }
 
     pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
@@ -234,14 +419,22 @@ impl EtcdServer {
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
         let nodes: BTreeMap<u64, MemberNode> =
             membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        let backend = self.store.backend();
         nodes
             .into_iter()
-            .map(|(id, n)| Member {
-                id,
-                name: n.name,
-                peer_ur_ls: n.peer_urls,
-                client_ur_ls: n.client_urls,
-                is_learner: !voters.contains(&id),
+            .map(|(id, n)| {
+                let attrs: MemberAttrs = backend
+                    .get_meta(&attrs_key(id))
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                Member {
+                    id,
+                    name: attrs.name,
+                    peer_ur_ls: n.peer_urls,
+                    client_ur_ls: attrs.client_urls,
+                    is_learner: !voters.contains(&id),
+                }
             })
             .collect()
     }
@@ -293,6 +486,17 @@ impl EtcdServer {
     }
 }
 
+fn peer_status(s: tonic::Status) -> EtcdError {
+    match s.code() {
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => EtcdError::Timeout,
+        _ => EtcdError::Unavailable(format!("leader unreachable: {}", s.message())),
+    }
+}
+
 fn unexpected(what: &str, got: Option<internal_response::Response>) -> EtcdError {
     EtcdError::Internal(format!("unexpected apply result for {what}: {got:?}"))
+}
+
+fn decode_peer_error(b: &[u8]) -> EtcdError {
+    bincode::deserialize(b).unwrap_or_else(|e| EtcdError::Internal(format!("bad peer error: {e}")))
 }

@@ -1,0 +1,244 @@
+//! The peer service on `listen-peer-urls`: raft messages from other members, snapshots they
+//! stream to this one, and requests followers forward to the leader. A message from another
+//! cluster, or from a member that is not (or no longer) in this cluster, is refused.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::{Snapshot, SnapshotMeta, Vote};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::EtcdServer;
+use crate::api::retcdpeerpb::peer_server::{Peer, PeerServer};
+use crate::api::retcdpeerpb::{
+    MembersRequest, MembersResponse, ProposeRequest, ProposeResponse, RaftMessage,
+    ReadIndexRequest, ReadIndexResponse, SnapshotChunk,
+};
+use crate::cluster::MemberNode;
+use crate::raft::network::MAX_PEER_MESSAGE;
+use crate::raft::{SnapshotData, TypeConfig};
+
+pub struct PeerService {
+    server: Arc<EtcdServer>,
+    snap_dir: PathBuf,
+}
+
+/// The gRPC service to mount on the peer listeners.
+pub fn peer_routes(server: Arc<EtcdServer>) -> tonic::service::Routes {
+    let snap_dir = crate::backend::db_path(&server.config().data_dir)
+        .with_file_name("snap")
+        .join("recv");
+    tonic::service::Routes::new(
+        PeerServer::new(PeerService { server, snap_dir })
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE),
+    )
+}
+
+impl PeerService {
+    fn check_cluster(&self, cluster_id: u64) -> Result<(), Status> {
+        if cluster_id != self.server.cluster_id() {
+            return Err(Status::failed_precondition(format!(
+                "retcd: cluster ID mismatch: this member belongs to cluster {:x}, the sender to {:x}",
+                self.server.cluster_id(),
+                cluster_id
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_member(&self, from: u64) -> Result<(), Status> {
+        let m = self.server.raft_metrics().membership_config.clone();
+        if m.membership().get_node(&from).is_none() {
+            return Err(Status::permission_denied(format!(
+                "retcd: member {from:x} is not a member of cluster {:x} (removed, or never added)",
+                self.server.cluster_id()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check(&self, m: &RaftMessage) -> Result<(), Status> {
+        self.check_cluster(m.cluster_id)?;
+        self.check_member(m.from)
+    }
+
+    fn reply<T: serde::Serialize>(&self, v: &T) -> Result<Response<RaftMessage>, Status> {
+        let data = bincode::serialize(v).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(RaftMessage {
+            cluster_id: self.server.cluster_id(),
+            from: self.server.member_id(),
+            to: 0,
+            data,
+        }))
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Status> {
+    bincode::deserialize(b).map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
+}
+
+fn encode_err(e: &crate::error::EtcdError) -> Vec<u8> {
+    bincode::serialize(e).unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(
+        &self,
+        r: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let m = r.into_inner();
+        self.check(&m)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&m.data)?;
+        let res = self.server.raft().append_entries(rpc).await;
+        self.reply(&res)
+    }
+
+    async fn vote(&self, r: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let m = r.into_inner();
+        self.check(&m)?;
+        let rpc: VoteRequest<u64> = decode(&m.data)?;
+        let res = self.server.raft().vote(rpc).await;
+        self.reply(&res)
+    }
+
+    async fn install_snapshot(
+        &self,
+        r: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let mut stream = r.into_inner();
+        let first = stream
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        self.check_cluster(first.cluster_id)?;
+        self.check_member(first.from)?;
+        let (vote, meta): (Vote<u64>, SnapshotMeta<u64, MemberNode>) = decode(&first.header)?;
+        let dir = self.snap_dir.join(format!(
+            "{}-{}",
+            meta.snapshot_id,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        // Dropping the handle removes the directory, whatever happens below.
+        let data = SnapshotData {
+            dir: Some(dir.clone()),
+        };
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| Status::internal(format!("create {}: {e}", dir.display())))?;
+        let mut chunk = Some(first);
+        let mut received = 0u64;
+        while let Some(c) = match chunk.take() {
+            Some(c) => Some(c),
+            None => stream.next().await.transpose()?,
+        } {
+            if c.file.is_empty() || c.file.contains('/') || c.file.starts_with('.') {
+                return Err(Status::invalid_argument(format!(
+                    "bad snapshot file name {:?}",
+                    c.file
+                )));
+            }
+            let path = dir.join(&c.file);
+            let mut f = tokio::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&path)
+                .await
+                .map_err(|e| Status::internal(format!("open {}: {e}", path.display())))?;
+            f.seek(std::io::SeekFrom::Start(c.offset))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
+            f.write_all(&c.data)
+                .await
+                .map_err(|e| Status::internal(format!("write {}: {e}", path.display())))?;
+            f.sync_all()
+                .await
+                .map_err(|e| Status::internal(format!("sync {}: {e}", path.display())))?;
+            received += c.data.len() as u64;
+        }
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            bytes = received,
+            "received snapshot from the leader; installing"
+        );
+        let snapshot = Snapshot::<TypeConfig> {
+            meta,
+            snapshot: Box::new(data),
+        };
+        let res = self
+            .server
+            .raft()
+            .install_full_snapshot(vote, snapshot)
+            .await;
+        self.reply(&res)
+    }
+
+    async fn propose(
+        &self,
+        r: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeResponse>, Status> {
+        let p = r.into_inner();
+        self.check_cluster(p.cluster_id)?;
+        let req = p
+            .request
+            .ok_or_else(|| Status::invalid_argument("propose without a request"))?;
+        Ok(Response::new(
+            match self.server.propose_as_leader(req).await {
+                Ok(resp) => ProposeResponse {
+                    response: Some(resp),
+                    error: Vec::new(),
+                },
+                Err(e) => ProposeResponse {
+                    response: None,
+                    error: encode_err(&e),
+                },
+            },
+        ))
+    }
+
+    async fn read_index(
+        &self,
+        r: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        self.check_cluster(r.get_ref().cluster_id)?;
+        Ok(Response::new(
+            match self.server.read_index_as_leader().await {
+                Ok(index) => ReadIndexResponse {
+                    index,
+                    error: Vec::new(),
+                },
+                Err(e) => ReadIndexResponse {
+                    index: 0,
+                    error: encode_err(&e),
+                },
+            },
+        ))
+    }
+
+    async fn members(
+        &self,
+        r: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        let _ = r;
+        let m = self.server.raft_metrics().membership_config.clone();
+        let nodes: std::collections::BTreeMap<u64, MemberNode> = m
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        let learners: Vec<u64> = m.membership().learner_ids().collect();
+        Ok(Response::new(MembersResponse {
+            cluster_id: self.server.cluster_id(),
+            members: bincode::serialize(&(nodes, learners))
+                .map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
+}

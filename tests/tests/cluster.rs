@@ -1,0 +1,214 @@
+//! Clusters of real processes: static bootstrap, IDs, routing, leader loss, snapshot catch-up,
+//! quorum loss.
+
+use std::time::{Duration, Instant};
+
+use retcd_tests::*;
+
+#[test]
+fn three_members_bootstrap_with_the_same_ids_and_listing_as_real_etcd() {
+    let real = Cluster::start(Flavor::RealEtcd, 3);
+    let ports: Vec<(u16, u16)> = real
+        .members
+        .iter()
+        .map(|m| (m.client_port, m.peer_port))
+        .collect();
+    let real_list = out(&real.members[0].etcdctl(&["member", "list"]));
+    let real_table = out(&real.members[0].etcdctl(&["member", "list", "-w", "table"]));
+    let real_json = out(&real.members[1].etcdctl(&["member", "list", "-w", "json"]));
+    drop(real);
+
+    let mut members = Cluster::prepare(Flavor::Retcd, 3, &[]);
+    for (m, (c, p)) in members.iter_mut().zip(ports) {
+        m.client_port = c;
+        m.peer_port = p;
+    }
+    let ours = Cluster::launch(members);
+    assert_eq!(
+        out(&ours.members[0].etcdctl(&["member", "list"])),
+        real_list
+    );
+    assert_eq!(
+        out(&ours.members[0].etcdctl(&["member", "list", "-w", "table"])),
+        real_table
+    );
+    let ours_json = out(&ours.members[1].etcdctl(&["member", "list", "-w", "json"]));
+    assert_eq!(
+        mask_json_fields(&ours_json, &["raft_term"]),
+        mask_json_fields(&real_json, &["raft_term"])
+    );
+}
+
+#[test]
+fn any_member_serves_reads_and_writes() {
+    let c = Cluster::start(Flavor::Retcd, 3);
+    for (i, m) in c.members.iter().enumerate() {
+        let o = m.etcdctl(&["put", &format!("k{i}"), &format!("v{i}")]);
+        assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
+    }
+    for m in &c.members {
+        // Linearizable: every member sees every write at once.
+        let o = m.etcdctl(&["get", "k", "--prefix", "--print-value-only"]);
+        assert_eq!(out(&o), "v0\nv1\nv2\n");
+        let o = m.etcdctl(&["get", "k2", "-w", "json"]);
+        assert!(out(&o).contains("\"revision\":4"), "{}", out(&o));
+    }
+    // Txn and compaction through a follower.
+    let o =
+        c.members[2].etcdctl_stdin(&["txn"], Some(b"value(\"k0\") = \"v0\"\n\nput t yes\n\n\n"));
+    assert_eq!(out(&o), "SUCCESS\n\nOK\n");
+    let o = c.members[1].etcdctl(&["compaction", "3"]);
+    assert_eq!(out(&o), "compacted revision 3\n", "{}", err_lines(&o));
+    for m in &c.members {
+        let o = m.etcdctl(&["get", "k0", "--rev=2"]);
+        assert_eq!(
+            err_lines(&o),
+            "Error: etcdserver: mvcc: required revision has been compacted\n"
+        );
+    }
+    let o = c.members[0].etcdctl(&["endpoint", "health", "--cluster"]);
+    assert!(o.status.success(), "{}", err_lines(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .matches("is healthy")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn kill9_leader_under_load_loses_no_acknowledged_write() {
+    let mut c = Cluster::start(Flavor::Retcd, 3);
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let eps = c.endpoints();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let eps = eps.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && i < 400 {
+                    let k = format!("load/w{w}/{i:04}");
+                    let o = etcdctl(&eps, &["put", &k, "x", "--command-timeout=3s"], None);
+                    if o.status.success() {
+                        acked.push(k);
+                    }
+                    i += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed_at = Instant::now();
+    c.members[leader].kill9();
+    // A new leader within a few election timeouts.
+    let new_leader = c.wait_leader(Duration::from_secs(10));
+    assert_ne!(new_leader, leader);
+    let failover = killed_at.elapsed();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked: Vec<String> = writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+    c.members[leader].restart();
+    for m in &c.members {
+        let o = m.etcdctl(&["get", "load/", "--prefix", "--keys-only"]);
+        let keys: std::collections::HashSet<String> = out(&o)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        for k in &acked {
+            assert!(keys.contains(k), "member {} lost acknowledged {k}", m.name);
+        }
+    }
+    eprintln!(
+        "failover took {failover:?}; {} writes acknowledged",
+        acked.len()
+    );
+}
+
+#[test]
+fn a_lagging_member_catches_up_through_a_snapshot() {
+    let mut c = Cluster::start_with(
+        Flavor::Retcd,
+        3,
+        &[
+            "--snapshot-count",
+            "20",
+            "--experimental-snapshot-catchup-entries",
+            "5",
+        ],
+    );
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let lagging = (leader + 1) % 3;
+    c.members[lagging].kill9();
+    let ep = c.members[leader].endpoint();
+    for i in 0..120 {
+        let o = etcdctl(&ep, &["put", &format!("s{i:03}"), &format!("v{i}")], None);
+        assert!(o.status.success(), "{}", err_lines(&o));
+    }
+    assert!(etcdctl(&ep, &["del", "s000"], None).status.success());
+    c.members[lagging].restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o =
+            c.members[lagging].etcdctl(&["get", "s", "--prefix", "--consistency=s", "-w", "json"]);
+        if out(&o).contains("\"count\":119") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lagging member did not catch up: {}",
+            c.members[lagging].log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        c.members[lagging]
+            .log()
+            .contains("installed snapshot from the leader"),
+        "expected a snapshot install: {}",
+        c.members[lagging].log()
+    );
+    let o = c.members[lagging].etcdctl(&["get", "s119", "--consistency=s", "-w", "json"]);
+    assert!(out(&o).contains("\"mod_revision\":121"), "{}", out(&o));
+    // History came along too.
+    let o = c.members[lagging].etcdctl(&[
+        "get",
+        "s000",
+        "--rev=2",
+        "--print-value-only",
+        "--consistency=s",
+    ]);
+    assert_eq!(out(&o), "v0\n");
+}
+
+#[test]
+fn quorum_loss_fails_writes_in_time_and_recovers() {
+    let mut c = Cluster::start(Flavor::Retcd, 3);
+    assert!(c.members[0]
+        .etcdctl(&["put", "before", "loss"])
+        .status
+        .success());
+    c.members[1].kill9();
+    c.members[2].kill9();
+    let started = Instant::now();
+    let o = c.members[0].etcdctl(&["put", "during", "loss", "--command-timeout=3s"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(err_lines(&o), "Error: context deadline exceeded\n");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let o = c.members[0].etcdctl(&["get", "before", "--consistency=s"]);
+    assert_eq!(out(&o), "before\nloss\n");
+    let (code, body) = http_get(c.members[0].client_port, "/health").unwrap();
+    assert_eq!(code, 503);
+    assert!(body.starts_with("{\"health\":\"false\""), "{body}");
+    c.members[1].restart();
+    let o = c.members[0].etcdctl(&["put", "after", "recovery"]);
+    assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
+}
