@@ -36,6 +36,27 @@ pub enum EtcdError {
     Timeout,
     #[error("etcdserver: not leader")]
     NotLeader,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: member ID already exist")]
+    MemberExists,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: unhealthy cluster")]
+    UnhealthyCluster,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    /// etcd's message; the detail goes to the log.
+    #[error("etcdserver: given member URLs are invalid")]
+    BadPeerUrls(String),
     /// The member cannot reach what it needs (e.g. the leader); the message says what.
     #[error("etcdserver: {0}")]
     Unavailable(String),
@@ -59,9 +80,18 @@ impl EtcdError {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
             | RequestTooLarge | InvalidSortOption => Code::InvalidArgument,
             Compacted | FutureRev => Code::OutOfRange,
-            LeaseNotFound => Code::NotFound,
+            LeaseNotFound | MemberNotFound => Code::NotFound,
+            MemberExists | PeerUrlExists | TooManyLearners | MemberNotLearner | LearnerNotReady
+            | BadLeaderTransferee => Code::FailedPrecondition,
+            BadPeerUrls(_) => Code::InvalidArgument,
             NoSpace => Code::ResourceExhausted,
-            NoLeader | Timeout | Stopped | NotLeader | Unavailable(_) => Code::Unavailable,
+            NoLeader
+            | Timeout
+            | Stopped
+            | NotLeader
+            | Unavailable(_)
+            | UnhealthyCluster
+            | NotSupportedForLearner => Code::Unavailable,
             Internal(_) => Code::Unknown,
             Unimplemented(_) => Code::Unimplemented,
         }

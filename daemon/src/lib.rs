@@ -133,6 +133,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     // Then wait for a leader and publish this member, as etcd does before serving clients.
     tokio::select! {
         _ = server::wait_ready(&server) => {}
+        _ = server.removed() => {
+            let _ = stop_tx.send(true);
+            let _ = server.raft().shutdown().await;
+            return Err(removed_error(&server));
+        }
         _ = wait_for_signal() => {
             tracing::info!("received shutdown signal before the member was ready; stopping");
             let _ = stop_tx.send(true);
@@ -173,8 +178,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         "ready to serve client requests"
     );
 
-    wait_for_signal().await;
-    tracing::info!("received shutdown signal; stopping");
+    let mut removed = false;
+    tokio::select! {
+        _ = wait_for_signal() => tracing::info!("received shutdown signal; stopping"),
+        _ = server.removed() => removed = true,
+    }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     if let Some(c) = compactor {
@@ -189,8 +197,19 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     if let Err(e) = server.store().backend().db.flush_wal(true) {
         tracing::warn!(error = %e, "final WAL sync failed");
     }
+    if removed {
+        return Err(removed_error(&server));
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn removed_error(server: &server::EtcdServer) -> String {
+    format!(
+        "the member has been permanently removed from the cluster (member {:x}); to bring this host back, wipe {} and add it again with 'etcdctl member add'",
+        server.member_id(),
+        server.config().data_dir.display()
+    )
 }
 
 async fn wait_for_signal() {

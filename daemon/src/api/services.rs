@@ -49,6 +49,30 @@ impl Kv for Svc {
 
 #[tonic::async_trait]
 impl Cluster for Svc {
+    async fn member_add(
+        &self,
+        r: Request<super::etcdserverpb::MemberAddRequest>,
+    ) -> Result<Response<super::etcdserverpb::MemberAddResponse>, Status> {
+        Ok(Response::new(self.0.member_add(r.into_inner()).await?))
+    }
+    async fn member_remove(
+        &self,
+        r: Request<super::etcdserverpb::MemberRemoveRequest>,
+    ) -> Result<Response<super::etcdserverpb::MemberRemoveResponse>, Status> {
+        Ok(Response::new(self.0.member_remove(r.into_inner()).await?))
+    }
+    async fn member_update(
+        &self,
+        r: Request<super::etcdserverpb::MemberUpdateRequest>,
+    ) -> Result<Response<super::etcdserverpb::MemberUpdateResponse>, Status> {
+        Ok(Response::new(self.0.member_update(r.into_inner()).await?))
+    }
+    async fn member_promote(
+        &self,
+        r: Request<super::etcdserverpb::MemberPromoteRequest>,
+    ) -> Result<Response<super::etcdserverpb::MemberPromoteResponse>, Status> {
+        Ok(Response::new(self.0.member_promote(r.into_inner()).await?))
+    }
     async fn member_list(
         &self,
         r: Request<MemberListRequest>,

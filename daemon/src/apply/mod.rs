@@ -63,6 +63,13 @@ pub fn apply(
             txn.put_meta(&crate::cluster::attrs_key(m.id), &attrs)?;
             Some(Rs::Published(true))
         }
+        Some(
+            Rq::MemberAdd(_) | Rq::MemberRemove(_) | Rq::MemberUpdate(_) | Rq::MemberPromote(_),
+        ) => {
+            return Err(EtcdError::Internal(
+                "membership changes are raft configuration changes, not log commands".into(),
+            ))
+        }
         Some(Rq::Put(p)) => {
             let mut rt = txn.begin();
             check_put(&rt, &p, leases)?;

@@ -88,8 +88,11 @@ pub fn raft_config(cfg: &crate::config::Config) -> Result<Arc<openraft::Config>,
     let c = openraft::Config {
         cluster_name: "retcd".into(),
         heartbeat_interval: cfg.heartbeat_interval_ms,
-        election_timeout_min: cfg.election_timeout_ms,
-        election_timeout_max: cfg.election_timeout_ms * 2,
+        // A follower campaigns after openraft's leader lease (= election_timeout_max) plus a
+        // random election timeout: with [ET/2, ET) that is 1.5-2 x ET after the last
+        // heartbeat, close to etcd's [ET, 2 x ET).
+        election_timeout_min: (cfg.election_timeout_ms / 2).max(cfg.heartbeat_interval_ms + 1),
+        election_timeout_max: cfg.election_timeout_ms.max(cfg.heartbeat_interval_ms + 2),
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_count),
         max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
         purge_batch_size: cfg.snapshot_count.clamp(1, 1024),

@@ -37,6 +37,11 @@ pub struct Peers {
     pub cluster_id: u64,
     pub self_id: u64,
     channels: Arc<Mutex<HashMap<u64, (String, Channel)>>>,
+    /// When each peer last answered a raft message.
+    last_contact: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
+    /// Set when peers refuse this member as not (or no longer) in the cluster.
+    removed: Arc<tokio::sync::Notify>,
+    removed_flag: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Peers {
@@ -45,6 +50,45 @@ impl Peers {
             cluster_id,
             self_id,
             channels: Arc::default(),
+            last_contact: Arc::default(),
+            removed: Arc::default(),
+            removed_flag: Arc::default(),
+        }
+    }
+
+    fn contacted(&self, id: u64) {
+        self.last_contact
+            .lock()
+            .insert(id, std::time::Instant::now());
+    }
+
+    /// Whether member `id` answered within `within`.
+    pub fn is_active(&self, id: u64, within: Duration) -> bool {
+        id == self.self_id
+            || self
+                .last_contact
+                .lock()
+                .get(&id)
+                .is_some_and(|t| t.elapsed() <= within)
+    }
+
+    fn mark_removed(&self) {
+        if !self
+            .removed_flag
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.removed.notify_waiters();
+        }
+        self.removed.notify_one();
+    }
+
+    /// Resolves once peers have refused this member as removed from the cluster.
+    pub async fn wait_removed(&self) {
+        loop {
+            if self.removed_flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            self.removed.notified().await;
         }
     }
 
@@ -104,6 +148,12 @@ type RpcErr<E> = RPCError<u64, MemberNode, E>;
 
 fn status_to_rpc<E: std::error::Error>(s: tonic::Status, target: u64, ttl: Duration) -> RpcErr<E> {
     match s.code() {
+        tonic::Code::PermissionDenied => {
+            RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+                "peer {target:x} refused this member: {}",
+                s.message()
+            ))))
+        }
         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => RPCError::Timeout(Timeout {
             action: openraft::RPCTypes::AppendEntries,
             id: 0,
@@ -128,6 +178,15 @@ impl PeerConn {
             to: self.target,
             data,
         })
+    }
+
+    /// Maps a failed call; a peer refusing this member as removed is remembered.
+    fn failed<E: std::error::Error>(&self, s: tonic::Status, ttl: Duration) -> RpcErr<E> {
+        if s.code() == tonic::Code::PermissionDenied {
+            tracing::error!(peer = %format!("{:x}", self.target), "{}", s.message());
+            self.peers.mark_removed();
+        }
+        status_to_rpc(s, self.target, ttl)
     }
 
     fn client<E: std::error::Error>(&self) -> Result<GrpcPeerClient<Channel>, RpcErr<E>> {
@@ -160,7 +219,8 @@ impl RaftNetwork<TypeConfig> for PeerConn {
             .client()?
             .append_entries(req)
             .await
-            .map_err(|s| status_to_rpc(s, self.target, ttl))?;
+            .map_err(|s| self.failed(s, ttl))?;
+        self.peers.contacted(self.target);
         let r: Result<AppendEntriesResponse<u64>, RaftError<u64>> = decode(&resp.get_ref().data)?;
         r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
@@ -177,7 +237,8 @@ impl RaftNetwork<TypeConfig> for PeerConn {
             .client()?
             .vote(req)
             .await
-            .map_err(|s| status_to_rpc(s, self.target, ttl))?;
+            .map_err(|s| self.failed(s, ttl))?;
+        self.peers.contacted(self.target);
         let r: Result<VoteResponse<u64>, RaftError<u64>> = decode(&resp.get_ref().data)?;
         r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }

@@ -47,8 +47,26 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
             );
             (m, c)
         }
+        None if !cfg.initial_cluster_state_new => {
+            let (m, c) = join_existing(&cfg).await?;
+            let mut b = WriteBatch::default();
+            backend
+                .put_meta(&mut b, "member_id", &m)
+                .map_err(|e| e.to_string())?;
+            backend
+                .put_meta(&mut b, "cluster_id", &c)
+                .map_err(|e| e.to_string())?;
+            backend.write(b, true).map_err(|e| e.to_string())?;
+            tracing::info!(
+                member_id = %format!("{m:x}"),
+                cluster_id = %format!("{c:x}"),
+                "joining an existing cluster"
+            );
+            (m, c)
+        }
         None => {
             let (m, c, nodes) = new_cluster(&cfg)?;
+            refuse_if_peers_differ(&cfg, c).await?;
             crate::raft::log_store::seed_bootstrap(&backend, nodes).map_err(|e| e.to_string())?;
             let mut b = WriteBatch::default();
             backend
@@ -81,6 +99,21 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     let raft = Raft::new(member_id, raft_config(&cfg)?, network, log_store, sm)
         .await
         .map_err(|e| format!("cannot start raft: {e}"))?;
+    // A member that applied its own removal must not come back.
+    {
+        let m: openraft::StoredMembership<u64, MemberNode> = backend
+            .get_meta("membership")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if m.membership().nodes().next().is_some() && m.membership().get_node(&member_id).is_none()
+        {
+            let _ = raft.shutdown().await;
+            return Err(format!(
+                "the member has been permanently removed from the cluster (member {member_id:x}, cluster {cid:x}); to bring this host back, wipe {} and add it again with 'etcdctl member add'",
+                cfg.data_dir.display()
+            ));
+        }
+    }
     let election = Duration::from_millis(cfg.election_timeout_ms);
     Ok(Arc::new(EtcdServer {
         raft_metrics: raft.metrics(),
@@ -126,14 +159,97 @@ pub async fn wait_ready(server: &EtcdServer) {
     }
 }
 
+/// Asks the members listed in `initial-cluster` who is in the cluster.
+async fn ask_members(url: &str) -> Result<(u64, BTreeMap<u64, MemberNode>), String> {
+    let peers = Peers::new(0, 0);
+    let node = MemberNode {
+        peer_urls: vec![url.to_string()],
+    };
+    let mut client = peers.client(0, &node)?;
+    let mut req = tonic::Request::new(crate::api::retcdpeerpb::MembersRequest { cluster_id: 0 });
+    req.set_timeout(Duration::from_secs(1));
+    let resp = client
+        .members(req)
+        .await
+        .map_err(|e| format!("{url}: {}", e.message()))?
+        .into_inner();
+    let (nodes, _learners): (BTreeMap<u64, MemberNode>, Vec<u64>) =
+        bincode::deserialize(&resp.members).map_err(|e| format!("{url}: bad answer: {e}"))?;
+    Ok((resp.cluster_id, nodes))
+}
+
+fn other_peer_urls(cfg: &Config) -> Result<Vec<String>, String> {
+    let ic = InitialCluster::parse(&cfg.initial_cluster).map_err(|e| e.to_string())?;
+    Ok(ic
+        .members
+        .into_iter()
+        .filter(|(n, _)| *n != cfg.name)
+        .flat_map(|(_, urls)| urls)
+        .collect())
+}
+
+fn own_urls(cfg: &Config) -> Vec<String> {
+    let mut v: Vec<String> = cfg
+        .initial_advertise_peer_urls
+        .iter()
+        .map(|u| u.raw.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `initial-cluster-state=existing`: the member was added with `member add`; learn its ID
+/// and the cluster's from the running members.
+async fn join_existing(cfg: &Config) -> Result<(u64, u64), String> {
+    let urls = other_peer_urls(cfg)?;
+    let mine = own_urls(cfg);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last_err = String::from("no other member in --initial-cluster");
+    while tokio::time::Instant::now() < deadline {
+        for url in &urls {
+            match ask_members(url).await {
+                Ok((cid, nodes)) => {
+                    for (id, n) in &nodes {
+                        let mut theirs = n.peer_urls.clone();
+                        theirs.sort();
+                        if theirs == mine {
+                            return Ok((*id, cid));
+                        }
+                    }
+                    return Err(format!(
+                        "cluster {cid:x} (asked at {url}) has no member with peer URLs {}: add this member first with 'etcdctl member add {} --peer-urls={}'",
+                        mine.join(","),
+                        cfg.name,
+                        mine.join(",")
+                    ));
+                }
+                Err(e) => last_err = e,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!(
+        "--initial-cluster-state=existing: cannot reach any member of --initial-cluster to join ({last_err})"
+    ))
+}
+
+/// `initial-cluster-state=new`: if a listed peer already runs a different cluster, this
+/// member was meant to join it (`existing`), not to start a second cluster.
+async fn refuse_if_peers_differ(cfg: &Config, cid: u64) -> Result<(), String> {
+    for url in other_peer_urls(cfg)? {
+        if let Ok((theirs, _)) = ask_members(&url).await {
+            if theirs != cid {
+                return Err(format!(
+                    "member ID mismatch: with --initial-cluster-state=new this member would bootstrap cluster {cid:x}, but peer {url} belongs to cluster {theirs:x}; if this member was added with 'etcdctl member add', start it with --initial-cluster-state=existing (and an empty data dir)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Validates the bootstrap settings and derives the member and cluster IDs as etcd does.
 fn new_cluster(cfg: &Config) -> Result<(u64, u64, BTreeMap<u64, MemberNode>), String> {
-    if !cfg.initial_cluster_state_new {
-        return Err(
-            "--initial-cluster-state=existing: joining an existing cluster is not supported yet by retcd"
-                .into(),
-        );
-    }
     let advertise: Vec<String> = cfg
         .initial_advertise_peer_urls
         .iter()

@@ -3,6 +3,7 @@
 
 mod bootstrap;
 pub mod compactor;
+mod membership;
 pub mod metrics;
 pub mod peer;
 pub mod validate;
@@ -67,6 +68,11 @@ impl EtcdServer {
         &self.raft
     }
 
+    /// Resolves once peers refuse this member as removed from the cluster.
+    pub async fn removed(&self) {
+        self.peers.wait_removed().await
+    }
+
     pub fn max_request_bytes(&self) -> usize {
         self.cfg.max_request_bytes as usize
     }
@@ -120,7 +126,7 @@ impl EtcdServer {
                             match self.remote_read_index(id, &node, deadline).await {
                                 Ok(i) => Some(i),
                                 Err(EtcdError::NotLeader) => {
-                                    self.wait_for_leader_change(Some(id), deadline).await?;
+                                    self.pause_for_leader(Some(id), deadline).await?;
                                     continue;
                                 }
                                 Err(e) => return Err(e),
@@ -181,6 +187,20 @@ impl EtcdServer {
         Ok(resp.index)
     }
 
+    /// After a failed attempt at leader `old`: waits up to a second for another leader (or the
+    /// deadline), then lets the caller try again.
+    async fn pause_for_leader(
+        &self,
+        old: Option<u64>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), EtcdError> {
+        let soon = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+        match self.wait_for_leader_change(old, soon).await {
+            Err(EtcdError::Timeout) if tokio::time::Instant::now() < deadline => Ok(()),
+            other => other,
+        }
+    }
+
     /// Waits until a leader other than `old` is known, or the deadline passes.
     async fn wait_for_leader_change(
         &self,
@@ -221,6 +241,13 @@ impl EtcdServer {
     /// leader change until the request timeout.
     async fn propose_inner(&self, req: InternalRequest) -> Result<InternalResponse, EtcdError> {
         let deadline = tokio::time::Instant::now() + self.request_timeout;
+        if req
+            .request
+            .as_ref()
+            .is_some_and(membership::is_membership_change)
+        {
+            return self.route_membership_change(req, deadline).await;
+        }
         loop {
             let res =
                 tokio::time::timeout_at(deadline, self.raft.client_write(Pb(req.clone()))).await;
@@ -232,7 +259,7 @@ impl EtcdServer {
                         (Some(id), Some(node)) => {
                             match self.forward(id, &node, req.clone(), deadline).await {
                                 Err(EtcdError::NotLeader) => {
-                                    self.wait_for_leader_change(Some(id), deadline).await?
+                                    self.pause_for_leader(Some(id), deadline).await?
                                 }
                                 other => return other,
                             }
@@ -244,6 +271,43 @@ impl EtcdServer {
                     return Err(EtcdError::Internal(e.to_string()))
                 }
                 Ok(Err(RaftError::Fatal(_))) => return Err(EtcdError::Stopped),
+            }
+        }
+    }
+
+    /// Runs a membership change on the leader: here, or forwarded to it.
+    async fn route_membership_change(
+        &self,
+        req: InternalRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<InternalResponse, EtcdError> {
+        loop {
+            let leader = self.leader();
+            let res = match leader {
+                None => {
+                    self.wait_for_leader_change(None, deadline).await?;
+                    continue;
+                }
+                Some(l) if l == self.member_id => match req.request.clone() {
+                    Some(r) => self.change_members(r).await,
+                    None => return Err(EtcdError::Internal("empty request".into())),
+                },
+                Some(l) => {
+                    let node = self
+                        .raft_metrics()
+                        .membership_config
+                        .membership()
+                        .get_node(&l)
+                        .cloned();
+                    match node {
+                        Some(node) => self.forward(l, &node, req.clone(), deadline).await,
+                        None => Err(EtcdError::NotLeader),
+                    }
+                }
+            };
+            match res {
+                Err(EtcdError::NotLeader) => self.pause_for_leader(leader, deadline).await?,
+                other => return other,
             }
         }
     }
@@ -279,6 +343,11 @@ impl EtcdServer {
     ) -> Result<InternalResponse, EtcdError> {
         if req.encoded_len() > self.cfg.max_request_bytes as usize {
             return Err(EtcdError::RequestTooLarge);
+        }
+        if let Some(r) = req.request.as_ref() {
+            if membership::is_membership_change(r) {
+                return self.change_members(r.clone()).await;
+            }
         }
         let res = tokio::time::timeout(self.request_timeout, self.raft.client_write(Pb(req))).await;
         match res {
@@ -329,6 +398,9 @@ impl EtcdServer {
     }
 
     pub async fn range(&self, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
+        if !r.serializable {
+            self.refuse_if_learner()?;
+        }
         validate::range(&r)?;
         Metrics::inc(&self.metrics.range_total);
         if !r.serializable {
@@ -343,6 +415,7 @@ impl EtcdServer {
     }
 
     pub async fn put(&self, r: PutRequest) -> Result<PutResponse, EtcdError> {
+        self.refuse_if_learner()?;
         validate::put(&r)?;
         Metrics::inc(&self.metrics.put_total);
         let resp = self
@@ -363,6 +436,7 @@ impl EtcdServer {
         &self,
         r: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, EtcdError> {
+        self.refuse_if_learner()?;
         validate::delete_range(&r)?;
         Metrics::inc(&self.metrics.delete_total);
         let resp = self
@@ -380,6 +454,7 @@ impl EtcdServer {
     }
 
     pub async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, EtcdError> {
+        self.refuse_if_learner()?;
         validate::txn(&r, self.cfg.max_txn_ops as usize)?;
         Metrics::inc(&self.metrics.txn_total);
         let resp = self
@@ -397,6 +472,7 @@ impl EtcdServer {
     }
 
     pub async fn compact(&self, r: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+        self.refuse_if_learner()?;
         // The state machine removes old revisions while applying, so `physical` holds as soon
         // as the proposal returns.
         let resp = self
@@ -439,7 +515,98 @@ impl EtcdServer {
             .collect()
     }
 
+    /// Whether this member is a learner (not a voter) now.
+    pub fn is_learner(&self) -> bool {
+        !self
+            .raft_metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == self.member_id)
+    }
+
+    /// etcd refuses most RPCs on a learner.
+    pub fn refuse_if_learner(&self) -> Result<(), EtcdError> {
+        if self.is_learner() {
+            return Err(EtcdError::NotSupportedForLearner);
+        }
+        Ok(())
+    }
+
+    async fn membership_op(
+        &self,
+        r: internal_request::Request,
+    ) -> Result<(ResponseHeader, InternalResponse), EtcdError> {
+        self.refuse_if_learner()?;
+        let resp = self.propose(InternalRequest { request: Some(r) }).await?;
+        // Answer with the membership the change produced, once it reached this member.
+        let _ = self.linearizable_barrier().await;
+        let mut header = self.header();
+        header.revision = 0;
+        Ok((header, resp))
+    }
+
+    pub async fn member_add(
+        &self,
+        r: crate::api::etcdserverpb::MemberAddRequest,
+    ) -> Result<crate::api::etcdserverpb::MemberAddResponse, EtcdError> {
+        let (header, resp) = self
+            .membership_op(internal_request::Request::MemberAdd(r))
+            .await?;
+        match resp.response {
+            Some(internal_response::Response::MemberAdded(m)) => {
+                Ok(crate::api::etcdserverpb::MemberAddResponse {
+                    header: Some(header),
+                    member: Some(m),
+                    members: self.members(),
+                })
+            }
+            other => Err(unexpected("member add", other)),
+        }
+    }
+
+    pub async fn member_remove(
+        &self,
+        r: crate::api::etcdserverpb::MemberRemoveRequest,
+    ) -> Result<crate::api::etcdserverpb::MemberRemoveResponse, EtcdError> {
+        let (header, _) = self
+            .membership_op(internal_request::Request::MemberRemove(r))
+            .await?;
+        Ok(crate::api::etcdserverpb::MemberRemoveResponse {
+            header: Some(header),
+            members: self.members(),
+        })
+    }
+
+    pub async fn member_update(
+        &self,
+        r: crate::api::etcdserverpb::MemberUpdateRequest,
+    ) -> Result<crate::api::etcdserverpb::MemberUpdateResponse, EtcdError> {
+        let (header, _) = self
+            .membership_op(internal_request::Request::MemberUpdate(r))
+            .await?;
+        Ok(crate::api::etcdserverpb::MemberUpdateResponse {
+            header: Some(header),
+            members: self.members(),
+        })
+    }
+
+    pub async fn member_promote(
+        &self,
+        r: crate::api::etcdserverpb::MemberPromoteRequest,
+    ) -> Result<crate::api::etcdserverpb::MemberPromoteResponse, EtcdError> {
+        let (header, _) = self
+            .membership_op(internal_request::Request::MemberPromote(r))
+            .await?;
+        Ok(crate::api::etcdserverpb::MemberPromoteResponse {
+            header: Some(header),
+            members: self.members(),
+        })
+    }
+
     pub async fn member_list(&self, r: MemberListRequest) -> Result<MemberListResponse, EtcdError> {
+        self.refuse_if_learner()?;
         if r.linearizable {
             self.linearizable_barrier().await?;
         }
@@ -487,6 +654,13 @@ impl EtcdServer {
 }
 
 fn peer_status(s: tonic::Status) -> EtcdError {
+    let msg = s.message().to_ascii_lowercase();
+    if s.code() == tonic::Code::Unavailable
+        && (msg.contains("tcp connect error") || msg.contains("connection refused"))
+    {
+        // Never reached the leader: safe to try again once a leader is known.
+        return EtcdError::NotLeader;
+    }
     match s.code() {
         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => EtcdError::Timeout,
         _ => EtcdError::Unavailable(format!("leader unreachable: {}", s.message())),

@@ -52,7 +52,9 @@ impl PeerService {
 
     fn check_member(&self, from: u64) -> Result<(), Status> {
         let m = self.server.raft_metrics().membership_config.clone();
-        if m.membership().get_node(&from).is_none() {
+        // A member that is joining knows no membership yet: it accepts its cluster's leader.
+        let knows_membership = m.membership().nodes().next().is_some();
+        if knows_membership && m.membership().get_node(&from).is_none() {
             return Err(Status::permission_denied(format!(
                 "retcd: member {from:x} is not a member of cluster {:x} (removed, or never added)",
                 self.server.cluster_id()
@@ -227,7 +229,11 @@ impl Peer for PeerService {
         &self,
         r: Request<MembersRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        let _ = r;
+        // 0 = a joining member that does not know the cluster yet.
+        let cid = r.get_ref().cluster_id;
+        if cid != 0 {
+            self.check_cluster(cid)?;
+        }
         let m = self.server.raft_metrics().membership_config.clone();
         let nodes: std::collections::BTreeMap<u64, MemberNode> = m
             .membership()
