@@ -184,6 +184,9 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         _ = server.removed() => removed = true,
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if !removed {
+        server.hand_over_leadership().await;
+    }
     let _ = stop_tx.send(true);
     if let Some(c) = compactor {
         c.abort();

@@ -212,3 +212,73 @@ fn quorum_loss_fails_writes_in_time_and_recovers() {
     let o = c.members[0].etcdctl(&["put", "after", "recovery"]);
     assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
 }
+
+fn member_id_of(m: &Member) -> u64 {
+    json_u64(
+        &out(&m.etcdctl(&["endpoint", "status", "-w", "json"])),
+        "member_id",
+    )
+    .unwrap()
+}
+
+#[test]
+fn move_leader_hands_over_to_the_named_member() {
+    let mut c = Cluster::start(Flavor::Retcd, 3);
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let target = (leader + 1) % 3;
+    let (lid, tid) = (
+        member_id_of(&c.members[leader]),
+        member_id_of(&c.members[target]),
+    );
+    let o = c.members[leader].etcdctl(&["move-leader", &format!("{tid:x}")]);
+    assert_eq!(
+        out(&o),
+        format!("Leadership transferred from {lid:x} to {tid:x}\n"),
+        "{}",
+        err_lines(&o)
+    );
+    assert_eq!(c.leader(), Some(target));
+    // Only the leader can hand over: etcdctl refuses a follower endpoint.
+    let follower = (target + 1) % 3;
+    let o = c.members[follower].etcdctl(&["move-leader", &format!("{lid:x}")]);
+    assert_eq!(o.status.code(), Some(128));
+    assert_eq!(
+        err_lines(&o),
+        format!(
+            "Error: no leader endpoint given at [{}]\n",
+            c.members[follower].endpoint()
+        )
+    );
+    // Writes work right after.
+    let o = c.members[follower].etcdctl(&["put", "after", "move"]);
+    assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
+}
+
+#[test]
+fn sigterm_on_the_leader_hands_leadership_over_first() {
+    let mut c = Cluster::start(Flavor::Retcd, 3);
+    let leader = c.wait_leader(Duration::from_secs(10));
+    assert!(c.members[leader]
+        .etcdctl(&["put", "k", "v"])
+        .status
+        .success());
+    let status = c.members[leader].terminate().expect("exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(
+        c.members[leader]
+            .log()
+            .contains("handed leadership over before stopping"),
+        "{}",
+        c.members[leader].log()
+    );
+    // A new leader is already in place: a write through a survivor succeeds at once.
+    let other = (leader + 1) % 3;
+    let started = Instant::now();
+    let o = c.members[other].etcdctl(&["put", "k", "v2"]);
+    assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -86,6 +86,16 @@ impl Maintenance for Svc {
     async fn status(&self, _r: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(self.0.status()))
     }
+    async fn move_leader(
+        &self,
+        r: Request<super::etcdserverpb::MoveLeaderRequest>,
+    ) -> Result<Response<super::etcdserverpb::MoveLeaderResponse>, Status> {
+        self.0.refuse_if_learner()?;
+        self.0.move_leader(r.get_ref().target_id).await?;
+        Ok(Response::new(super::etcdserverpb::MoveLeaderResponse {
+            header: Some(self.0.header()),
+        }))
+    }
     async fn alarm(&self, r: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         match AlarmAction::try_from(r.get_ref().action) {
             Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse {

@@ -124,6 +124,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         member_id,
         cluster_id: cid,
         peers,
+        transferring: Default::default(),
         metrics: Metrics::default(),
     }))
 }

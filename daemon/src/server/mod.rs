@@ -6,6 +6,7 @@ pub mod compactor;
 mod membership;
 pub mod metrics;
 pub mod peer;
+mod transfer;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,8 @@ pub struct EtcdServer {
     cluster_id: u64,
     request_timeout: Duration,
     peers: Peers,
+    /// Set while leadership is being handed over: new proposals wait.
+    transferring: std::sync::atomic::AtomicBool,
     pub metrics: Metrics,
 }
 
@@ -227,6 +230,7 @@ impl EtcdServer {
             return Err(EtcdError::RequestTooLarge);
         }
         Metrics::inc(&self.metrics.proposals_pending);
+        self.wait_transfer().await;
         let out = self.propose_inner(req).await;
         self.metrics
             .proposals_pending

@@ -15,7 +15,7 @@ use super::EtcdServer;
 use crate::api::retcdpeerpb::peer_server::{Peer, PeerServer};
 use crate::api::retcdpeerpb::{
     MembersRequest, MembersResponse, ProposeRequest, ProposeResponse, RaftMessage,
-    ReadIndexRequest, ReadIndexResponse, SnapshotChunk,
+    ReadIndexRequest, ReadIndexResponse, SnapshotChunk, TimeoutNowRequest, TimeoutNowResponse,
 };
 use crate::cluster::MemberNode;
 use crate::raft::network::MAX_PEER_MESSAGE;
@@ -246,5 +246,23 @@ impl Peer for PeerService {
             members: bincode::serialize(&(nodes, learners))
                 .map_err(|e| Status::internal(e.to_string()))?,
         }))
+    }
+
+    async fn timeout_now(
+        &self,
+        r: Request<TimeoutNowRequest>,
+    ) -> Result<Response<TimeoutNowResponse>, Status> {
+        let t = r.into_inner();
+        self.check_cluster(t.cluster_id)?;
+        self.check_member(t.from)?;
+        if self.server.leader() != Some(t.from) {
+            return Err(Status::failed_precondition(
+                "retcd: leader transfer from a member that does not lead",
+            ));
+        }
+        tracing::info!(from = %format!("{:x}", t.from), "leadership offered; campaigning");
+        self.server
+            .campaign_after(std::time::Duration::from_millis(t.delay_ms.min(60_000)));
+        Ok(Response::new(TimeoutNowResponse {}))
     }
 }
