@@ -2,6 +2,8 @@
 //! 127.0.0.1 ports in temporary data dirs, and runs real `etcdctl` against them. Every process
 //! started here is killed by its own PID when its handle drops; nothing else is touched.
 
+pub mod linearizability;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
