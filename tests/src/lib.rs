@@ -3,6 +3,7 @@
 //! started here is killed by its own PID when its handle drops; nothing else is touched.
 
 pub mod linearizability;
+pub mod proxy;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -80,6 +81,10 @@ pub struct Member {
     pub log_path: PathBuf,
     /// Pass the standard flags (name, data dir, URLs, initial cluster) before `extra_args`.
     pub use_base_args: bool,
+    /// Address the peer listener binds (its own 127.x address in partition tests).
+    pub peer_host: String,
+    /// Advertised peer port when a proxy stands in front of the peer listener.
+    pub peer_adv_port: Option<u16>,
     /// `--initial-cluster`; empty means this member alone.
     pub initial_cluster: String,
     /// Working directory of the process (a fresh temporary directory).
@@ -119,6 +124,8 @@ impl Member {
             env: Vec::new(),
             log_path: tmp.path().join("member.log"),
             use_base_args: true,
+            peer_host: "127.0.0.1".into(),
+            peer_adv_port: None,
             initial_cluster: String::new(),
             cwd: tmp.path().to_path_buf(),
             child: None,
@@ -153,8 +160,17 @@ impl Member {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
+    /// The advertised peer URL (the proxy's, when there is one).
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!(
+            "http://127.0.0.1:{}",
+            self.peer_adv_port.unwrap_or(self.peer_port)
+        )
+    }
+
+    /// The URL the peer listener binds.
+    pub fn peer_listen_url(&self) -> String {
+        format!("http://{}:{}", self.peer_host, self.peer_port)
     }
 
     /// The standard flags of a single member on this member's ports.
@@ -169,7 +185,7 @@ impl Member {
             "--advertise-client-urls".into(),
             self.client_url(),
             "--listen-peer-urls".into(),
-            self.peer_url(),
+            self.peer_listen_url(),
             "--initial-advertise-peer-urls".into(),
             self.peer_url(),
             "--initial-cluster".into(),
@@ -416,6 +432,8 @@ pub fn mask_json_fields(s: &str, fields: &[&str]) -> String {
 /// A cluster of members started together from one `--initial-cluster`.
 pub struct Cluster {
     pub members: Vec<Member>,
+    /// One proxy per member in front of its peer listener (partitionable clusters only).
+    pub proxies: Vec<proxy::Proxy>,
 }
 
 impl Cluster {
@@ -455,7 +473,51 @@ impl Cluster {
         for m in &mut members {
             m.wait_ready();
         }
-        Cluster { members }
+        Cluster {
+            members,
+            proxies: Vec::new(),
+        }
+    }
+
+    /// A cluster whose peer links can be cut: member i listens for peers on 127.0.0.(11+i)
+    /// behind a proxy on 127.0.0.1 that it advertises.
+    pub fn start_partitionable(flavor: Flavor, n: usize, args: &[&str]) -> Cluster {
+        let mut members = Cluster::prepare(flavor, n, args);
+        let mut proxies = Vec::new();
+        for (i, m) in members.iter_mut().enumerate() {
+            m.peer_host = format!("127.0.0.{}", 11 + i);
+            let adv = free_port();
+            m.peer_adv_port = Some(adv);
+            let target: std::net::SocketAddr = format!("{}:{}", m.peer_host, m.peer_port)
+                .parse()
+                .expect("addr");
+            proxies.push(proxy::Proxy::start(([127, 0, 0, 1], adv).into(), target));
+        }
+        let mut c = Cluster::launch(members);
+        c.proxies = proxies;
+        c
+    }
+
+    fn peer_ip(&self, i: usize) -> std::net::IpAddr {
+        self.members[i].peer_host.parse().expect("ip")
+    }
+
+    /// Cuts every peer link of member `i`, both ways.
+    pub fn isolate(&self, i: usize) {
+        self.proxies[i].block(None);
+        let ip = self.peer_ip(i);
+        for (j, p) in self.proxies.iter().enumerate() {
+            if j != i {
+                p.block(Some(ip));
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        for p in &self.proxies {
+            p.heal();
+        }
     }
 
     /// Every client endpoint, comma-separated.

@@ -50,8 +50,63 @@ fn apply(op: &Op, state: &State, definite: bool) -> Option<State> {
     }
 }
 
+/// Drops unknown-outcome writes whose value no kept operation ever observed: such a write can
+/// only be explained as "never happened" (values are unique per write), so the search need
+/// not try placing it. Computed to a fixpoint, since an unknown compare-and-swap may itself be
+/// observed, making the value it expects needed too.
+fn prune(events: &[Event]) -> Vec<Event> {
+    let mut needed: HashSet<&str> = HashSet::new();
+    for e in events.iter().filter(|e| e.ret.is_some()) {
+        match &e.op {
+            Op::Get(Some(v)) => {
+                needed.insert(v);
+            }
+            Op::Cas {
+                expect,
+                ok: Some(true),
+                ..
+            } => {
+                needed.insert(expect);
+            }
+            _ => {}
+        }
+    }
+    let mut keep: Vec<bool> = events.iter().map(|e| e.ret.is_some()).collect();
+    loop {
+        let mut changed = false;
+        for (i, e) in events.iter().enumerate() {
+            if keep[i] {
+                continue;
+            }
+            let (new, expect) = match &e.op {
+                Op::Put(v) => (v.as_str(), None),
+                Op::Cas { expect, new, .. } => (new.as_str(), Some(expect.as_str())),
+                Op::Get(_) => continue,
+            };
+            if needed.contains(new) {
+                keep[i] = true;
+                changed = true;
+                if let Some(x) = expect {
+                    needed.insert(x);
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    events
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(e, _)| e.clone())
+        .collect()
+}
+
 /// Checks one key's history, starting from an absent key.
 pub fn check_key(events: &[Event]) -> bool {
+    let events = prune(events);
+    let events = events.as_slice();
     let n = events.len();
     let words = n.div_ceil(64).max(1);
     let definite: Vec<bool> = events.iter().map(|e| e.ret.is_some()).collect();
@@ -182,5 +237,27 @@ mod tests {
             ev(10, None, Op::Put("x".into())),
         ];
         assert!(!check_key(&early));
+    }
+
+    #[test]
+    fn observed_chains_of_unknown_writes_are_kept() {
+        let cas = |e: &str, n: &str| Op::Cas {
+            expect: e.into(),
+            new: n.into(),
+            ok: None,
+        };
+        // put x (unknown) -> cas x->y (unknown) -> read y: both must have happened.
+        let chain = vec![
+            ev(0, None, Op::Put("x".into())),
+            ev(5, None, cas("x", "y")),
+            ev(20, Some(30), Op::Get(Some("y".into()))),
+        ];
+        assert!(check_key(&chain));
+        // Without the put, the swap could never have applied.
+        let broken = vec![
+            ev(5, None, cas("x", "y")),
+            ev(20, Some(30), Op::Get(Some("y".into()))),
+        ];
+        assert!(!check_key(&broken));
     }
 }

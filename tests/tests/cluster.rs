@@ -282,3 +282,73 @@ fn sigterm_on_the_leader_hands_leadership_over_first() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_partitioned_leader_stops_acknowledging_and_rejoins_after_heal() {
+    let mut c = Cluster::start_partitionable(Flavor::Retcd, 3, &[]);
+    let old = c.wait_leader(Duration::from_secs(10));
+    assert!(c.members[old]
+        .etcdctl(&["put", "before", "1"])
+        .status
+        .success());
+    c.isolate(old);
+    // The old leader cannot commit any more.
+    let o = c.members[old].etcdctl(&["put", "minority", "x", "--command-timeout=3s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    // The majority elects a new leader and carries on.
+    let other = (old + 1) % 3;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = out(&c.members[other].etcdctl(&["endpoint", "status", "-w", "json"]));
+        let leader = json_u64(&s, "leader");
+        let old_id = json_u64(
+            &out(&c.members[old].etcdctl(&["endpoint", "status", "-w", "json"])),
+            "member_id",
+        );
+        if leader.is_some() && leader != Some(0) && leader != old_id {
+            break;
+        }
+        assert!(Instant::now() < deadline, "majority elected no new leader");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for i in 0..20 {
+        let o = c.members[other].etcdctl(&["put", &format!("majority/{i}"), "y"]);
+        assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
+    }
+    c.heal();
+    // The old leader rejoins and converges: it has the majority's writes, and the write it
+    // could not commit is gone everywhere.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let o = c.members[old].etcdctl(&[
+            "get",
+            "majority/",
+            "--prefix",
+            "--keys-only",
+            "--consistency=s",
+        ]);
+        if out(&o).lines().filter(|l| !l.is_empty()).count() == 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old leader did not converge: {}",
+            c.members[old].log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for m in &c.members {
+        assert_eq!(out(&m.etcdctl(&["get", "minority"])), "", "on {}", m.name);
+    }
+    let o = c.members[old].etcdctl(&["put", "after", "heal"]);
+    assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
+    let revs: Vec<String> = c
+        .members
+        .iter()
+        .map(|m| {
+            let s = out(&m.etcdctl(&["get", "after", "-w", "json"]));
+            format!("{:?}", json_u64(&s, "mod_revision"))
+        })
+        .collect();
+    assert!(revs.iter().all(|r| *r == revs[0]), "{revs:?}");
+}

@@ -104,8 +104,8 @@ async fn worker(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn histories_stay_linearizable_under_kills_pauses_and_restarts() {
-    let mut c = Cluster::start(Flavor::Retcd, 3);
+async fn histories_stay_linearizable_under_kills_pauses_partitions_and_restarts() {
+    let mut c = Cluster::start_partitionable(Flavor::Retcd, 3, &[]);
     let endpoints: Vec<String> = c.members.iter().map(|m| m.client_url()).collect();
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -137,7 +137,13 @@ async fn histories_stay_linearizable_under_kills_pauses_and_restarts() {
         pause(3000);
         c.members[l].pause(false);
         pause(1000);
-        // 3. Restart every member, one by one.
+        // 3. Partition the leader away from the others, then heal.
+        let l = c.wait_leader(Duration::from_secs(10));
+        c.isolate(l);
+        pause(3000);
+        c.heal();
+        pause(1500);
+        // 4. Restart every member, one by one.
         for i in 0..3 {
             c.members[i].restart();
             pause(500);

@@ -37,6 +37,8 @@ pub struct Peers {
     pub cluster_id: u64,
     pub self_id: u64,
     channels: Arc<Mutex<HashMap<u64, (String, Channel)>>>,
+    /// Source address for peer connections (see [`Peers::with_local_ip`]).
+    local_ip: Option<std::net::IpAddr>,
     /// When each peer last answered a raft message.
     last_contact: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
     /// Set when peers refuse this member as not (or no longer) in the cluster.
@@ -50,10 +52,22 @@ impl Peers {
             cluster_id,
             self_id,
             channels: Arc::default(),
+            local_ip: None,
             last_contact: Arc::default(),
             removed: Arc::default(),
             removed_flag: Arc::default(),
         }
+    }
+
+    /// Peer traffic originates from the member's own peer listen address when that is a
+    /// loopback address (members on one host, each on its own 127.x address), so that
+    /// every connection shows which member it comes from.
+    pub fn with_local_ip(mut self, listen_host: &str) -> Peers {
+        self.local_ip = listen_host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .filter(|ip| ip.is_loopback());
+        self
     }
 
     fn contacted(&self, id: u64) {
@@ -109,6 +123,7 @@ impl Peers {
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(10))
                     .keep_alive_timeout(Duration::from_secs(5))
+                    .local_address(self.local_ip)
                     .connect_lazy();
                 map.insert(id, (url, ch.clone()));
                 ch

@@ -92,7 +92,12 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         .join("send");
     let sm = StateMachine::open(store.clone(), cfg.warning_apply_duration, snap_dir)
         .map_err(|e| e.to_string())?;
-    let peers = Peers::new(cid, member_id);
+    let peers = Peers::new(cid, member_id).with_local_ip(
+        cfg.listen_peer_urls
+            .first()
+            .map(|u| u.host.as_str())
+            .unwrap_or(""),
+    );
     let network = PeerNetwork {
         peers: peers.clone(),
     };
