@@ -352,3 +352,73 @@ fn a_partitioned_leader_stops_acknowledging_and_rejoins_after_heal() {
         .collect();
     assert!(revs.iter().all(|r| *r == revs[0]), "{revs:?}");
 }
+
+#[test]
+fn three_members_from_env_files_only() {
+    // SCENARIOS §1: each member configured only by ETCD_* variables, two client URLs each.
+    let mut members = Cluster::prepare(Flavor::Retcd, 3, &[]);
+    let extra: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let ic = members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url()))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (i, m) in members.iter_mut().enumerate() {
+        m.use_base_args = false;
+        m.env = vec![
+            ("ETCD_NAME".into(), m.name.clone()),
+            ("ETCD_DATA_DIR".into(), m.data_dir.display().to_string()),
+            ("ETCD_LISTEN_PEER_URLS".into(), m.peer_url()),
+            (
+                "ETCD_LISTEN_CLIENT_URLS".into(),
+                format!("{},http://127.0.0.1:{}", m.client_url(), extra[i]),
+            ),
+            ("ETCD_INITIAL_ADVERTISE_PEER_URLS".into(), m.peer_url()),
+            ("ETCD_INITIAL_CLUSTER".into(), ic.clone()),
+            ("ETCD_INITIAL_CLUSTER_STATE".into(), "new".into()),
+            (
+                "ETCD_INITIAL_CLUSTER_TOKEN".into(),
+                "etcd-cluster-env".into(),
+            ),
+            ("ETCD_ADVERTISE_CLIENT_URLS".into(), m.client_url()),
+            ("ETCD_SNAPSHOT_COUNT".into(), "10000".into()),
+            ("ETCD_HEARTBEAT_INTERVAL".into(), "100".into()),
+            ("ETCD_ELECTION_TIMEOUT".into(), "1000".into()),
+        ];
+        m.launch_nowait();
+    }
+    for m in &mut members {
+        m.wait_ready();
+    }
+    let o = members[0].etcdctl(&["member", "list"]);
+    let list = out(&o);
+    assert_eq!(list.lines().count(), 3, "{list}");
+    for m in &members {
+        assert!(
+            list.contains(&format!(
+                ", started, {}, {}, {}, false",
+                m.name,
+                m.peer_url(),
+                m.client_url()
+            )),
+            "{list}"
+        );
+    }
+    let o = members[0].etcdctl(&["endpoint", "health", "--cluster"]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .matches(" is healthy: successfully committed proposal")
+            .count(),
+        3
+    );
+    let o = members[0].etcdctl(&["endpoint", "status", "--cluster", "-w", "json"]);
+    assert_eq!(out(&o).matches("\"leader\":").count(), 3);
+    // The second client URL serves too.
+    let o = etcdctl(
+        &format!("127.0.0.1:{}", extra[2]),
+        &["put", "via", "4001-style"],
+        None,
+    );
+    assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
+}

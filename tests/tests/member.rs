@@ -162,6 +162,17 @@ fn http_endpoints_on_the_client_port() {
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
+    // etcdctl with scheme-qualified endpoints (SCENARIOS §1) dials `endpoint status` with
+    // the full URL as HTTP/2 :authority; it must work as against etcd.
+    let o = etcdctl(&m.client_url(), &["endpoint", "status"], None);
+    assert!(
+        out(&o).starts_with(&format!("{}, ", m.client_url())),
+        "{}{}",
+        out(&o),
+        err_lines(&o)
+    );
+    let o = etcdctl(&m.client_url(), &["endpoint", "status", "--cluster", "-w", "json"], None);
+    assert!(out(&o).contains("\"leader\":"), "{}{}", out(&o), err_lines(&o));
     // The peer port answers /version too, as etcd's does.
     let (code, _) = http_get(m.peer_port, "/version").unwrap();
     assert_eq!(code, 200);

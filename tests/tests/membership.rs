@@ -305,3 +305,74 @@ fn strict_reconfig_check_refuses_losing_quorum() {
     let o = c.members[0].etcdctl(&["member", "remove", &format!("{id3:x}")]);
     assert!(o.status.success(), "{}", err_lines(&o));
 }
+
+#[test]
+fn an_added_member_catches_up_through_a_snapshot_then_replaces_another() {
+    let c = Cluster::start_with(
+        Flavor::Retcd,
+        3,
+        &[
+            "--snapshot-count",
+            "10",
+            "--experimental-snapshot-catchup-entries",
+            "2",
+        ],
+    );
+    let ep = c.members[0].endpoint();
+    for i in 0..60 {
+        let o = etcdctl(&ep, &["put", &format!("data/{i:02}"), &i.to_string()], None);
+        assert!(o.status.success(), "{}", err_lines(&o));
+    }
+    let mut m4 = Member::new(Flavor::Retcd);
+    m4.name = "m4".into();
+    m4.extra_args = vec!["--snapshot-count".into(), "10".into()];
+    let o = retry_until_ok(
+        &ep,
+        &[
+            "member",
+            "add",
+            "m4",
+            "--learner",
+            &format!("--peer-urls={}", m4.peer_url()),
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(o.status.success(), "{}", err_lines(&o));
+    let ic = out(&o)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ETCD_INITIAL_CLUSTER=\"")
+                .and_then(|l| l.strip_suffix('"'))
+                .map(String::from)
+        })
+        .unwrap();
+    m4.initial_cluster = ic;
+    m4.env = vec![("ETCD_INITIAL_CLUSTER_STATE".into(), "existing".into())];
+    m4.launch();
+    assert!(
+        m4.log().contains("installed snapshot from the leader"),
+        "{}",
+        m4.log()
+    );
+    let o = m4.etcdctl(&["get", "data/", "--prefix", "--consistency=s", "--keys-only"]);
+    assert_eq!(out(&o).lines().filter(|l| !l.is_empty()).count(), 60);
+    let id4 = members(&ep).into_iter().find(|m| m.1 == "m4").unwrap().0;
+    let o = retry_until_ok(
+        &ep,
+        &["member", "promote", &format!("{id4:x}")],
+        Duration::from_secs(15),
+    );
+    assert!(o.status.success(), "{}", err_lines(&o));
+    let id2 = members(&ep).into_iter().find(|m| m.1 == "m2").unwrap().0;
+    let o = retry_until_ok(
+        &ep,
+        &["member", "remove", &format!("{id2:x}")],
+        Duration::from_secs(10),
+    );
+    assert!(o.status.success(), "{}", err_lines(&o));
+    let names: Vec<String> = members(&ep).into_iter().map(|m| m.1).collect();
+    assert_eq!(names.len(), 3);
+    assert!(names.contains(&"m4".to_string()) && !names.contains(&"m2".to_string()));
+    let o = m4.etcdctl(&["put", "by-m4", "ok"]);
+    assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
+}

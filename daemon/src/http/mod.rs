@@ -16,6 +16,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod h2fix;
+
 use crate::config::{Config, Url};
 use crate::server::{EtcdServer, Metrics};
 use crate::version::{ETCD_CLUSTER_VERSION, ETCD_SERVER_VERSION, RETCD_VERSION};
@@ -273,10 +275,12 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let svc = TowerToHyperService::new(router.clone());
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn.into_owned());
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let io = h2fix::H2Fix::new(stream);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(%peer, error = %e, "client connection ended");
                     }
                 });

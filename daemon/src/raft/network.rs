@@ -201,6 +201,15 @@ impl PeerConn {
             tracing::error!(peer = %format!("{:x}", self.target), "{}", s.message());
             self.peers.mark_removed();
         }
+        if s.code() == tonic::Code::FailedPrecondition
+            && s.message().contains("cluster ID mismatch")
+        {
+            tracing::error!(
+                peer = %format!("{:x}", self.target),
+                "{}: this member's data dir belongs to another cluster than the member at that peer URL; check --initial-cluster and the data dir (a data dir from another cluster cannot join this one)",
+                s.message()
+            );
+        }
         status_to_rpc(s, self.target, ttl)
     }
 
