@@ -171,8 +171,17 @@ fn http_endpoints_on_the_client_port() {
         out(&o),
         err_lines(&o)
     );
-    let o = etcdctl(&m.client_url(), &["endpoint", "status", "--cluster", "-w", "json"], None);
-    assert!(out(&o).contains("\"leader\":"), "{}{}", out(&o), err_lines(&o));
+    let o = etcdctl(
+        &m.client_url(),
+        &["endpoint", "status", "--cluster", "-w", "json"],
+        None,
+    );
+    assert!(
+        out(&o).contains("\"leader\":"),
+        "{}{}",
+        out(&o),
+        err_lines(&o)
+    );
     // The peer port answers /version too, as etcd's does.
     let (code, _) = http_get(m.peer_port, "/version").unwrap();
     assert_eq!(code, 200);
