@@ -24,5 +24,6 @@ pub mod retcdpeerpb {
 }
 
 mod services;
+mod watch;
 
 pub use services::grpc_routes;

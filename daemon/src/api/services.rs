@@ -110,7 +110,19 @@ impl Maintenance for Svc {
 }
 
 #[tonic::async_trait]
-impl Watch for Svc {}
+impl Watch for Svc {
+    async fn watch(
+        &self,
+        r: Request<tonic::Streaming<super::etcdserverpb::WatchRequest>>,
+    ) -> Result<Response<tonic::codegen::BoxStream<super::etcdserverpb::WatchResponse>>, Status>
+    {
+        self.0.refuse_if_learner()?;
+        Ok(Response::new(super::watch::serve(
+            self.0.clone(),
+            r.into_inner(),
+        )))
+    }
+}
 #[tonic::async_trait]
 impl Lease for Svc {}
 #[tonic::async_trait]

@@ -82,6 +82,7 @@ pub struct Config {
     pub warning_apply_duration: Duration,
     pub snapshot_catchup_entries: u64,
     pub auto_compaction: Option<AutoCompaction>,
+    pub watch_progress_notify_interval: Duration,
     /// Warnings found while reading the configuration, logged once logging is set up.
     pub warnings: Vec<String>,
     /// Every setting's final raw value and where it came from (for logging at start).
@@ -340,6 +341,8 @@ fn build(
 
     Ok(Config {
         auto_compaction,
+        watch_progress_notify_interval: get_dur("experimental-watch-progress-notify-interval")
+            .max(Duration::from_millis(100)),
         data_dir,
         wal_dir,
         snapshot_count: get_u64("snapshot-count")?.max(1),

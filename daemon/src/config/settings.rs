@@ -152,7 +152,7 @@ pub const SETTINGS: &[Setting] = &[
     s("experimental-compact-hash-check-enabled", "false", Bool, NotYet, "Enable leader to periodically check followers compaction hashes."),
     s("experimental-enable-lease-checkpoint", "false", Bool, NotYet, "Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change."),
     s("experimental-compaction-batch-limit", "1000", Uint, NoEffect("compaction deletes in RocksDB write batches"), "Sets the maximum revisions deleted in each compaction batch."),
-    s("experimental-watch-progress-notify-interval", "10m0s", Duration, NotYet, "Duration of periodic watch progress notifications."),
+    s("experimental-watch-progress-notify-interval", "10m0s", Duration, Yes, "Duration of periodic watch progress notifications."),
     s("experimental-warning-apply-duration", "100ms", Duration, Yes, "Time duration after which a warning is generated if request takes more time."),
     s("experimental-txn-mode-write-with-shared-buffer", "true", Bool, NoEffect("a bbolt buffering mode"), "Enable the write transaction to use a shared buffer in its read-only check operations."),
     s("experimental-bootstrap-defrag-threshold-megabytes", "0", Uint, NoEffect("RocksDB compacts in the background"), "Enable the defrag during etcd server bootstrap on condition that it will free at least the provided threshold of disk space."),

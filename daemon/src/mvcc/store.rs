@@ -9,7 +9,7 @@ use prost::Message;
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::{KeyIndex, Revision};
-use crate::api::mvccpb::KeyValue;
+use crate::api::mvccpb::{event::EventType, Event, KeyValue};
 use crate::backend::{Backend, BackendError, Context, CF_KV};
 use crate::error::EtcdError;
 
@@ -190,7 +190,63 @@ impl Store {
             inner: self.inner.write(),
             batch: WriteBatch::default(),
             pending: HashMap::new(),
+            events: Vec::new(),
         }
+    }
+
+    /// Every event with a revision in `[from, to]`, in revision order, from storage (what an
+    /// unsynced watcher catches up with). Fails with `Compacted` when `from` was compacted.
+    pub fn events_between(&self, from: i64, to: i64) -> Result<Vec<Event>, EtcdError> {
+        if from < self.compact_rev() {
+            return Err(EtcdError::Compacted);
+        }
+        let cf = self.backend.cf(CF_KV).map_err(storage_err)?;
+        let start = Revision { main: from, sub: 0 }.encode();
+        let end = Revision {
+            main: to.saturating_add(1),
+            sub: 0,
+        }
+        .encode();
+        let mut out = Vec::new();
+        for item in self
+            .backend
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
+            let (k, v) = item.map_err(|e| EtcdError::Internal(format!("scan events: {e}")))?;
+            if k.as_ref() >= end.as_slice() {
+                break;
+            }
+            let (kind, kv) = decode_value(&v)?;
+            out.push(Event {
+                r#type: if kind == KIND_TOMBSTONE {
+                    EventType::Delete as i32
+                } else {
+                    EventType::Put as i32
+                },
+                kv: Some(kv),
+                prev_kv: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The value of `key` as of revision `rev` (None if absent then or compacted away).
+    pub fn get_at(&self, key: &[u8], rev: i64) -> Option<KeyValue> {
+        let view = self.read();
+        if rev < view.compact_rev() || rev <= 0 {
+            return None;
+        }
+        view.range(
+            key,
+            &RangeEnd::Single,
+            RangeOptions {
+                rev,
+                ..Default::default()
+            },
+        )
+        .ok()
+        .and_then(|r| r.kvs.into_iter().next())
     }
 
     fn load(&self, rev: Revision) -> Result<KeyValue, EtcdError> {
@@ -301,6 +357,8 @@ pub struct WriteTxn<'a> {
     batch: WriteBatch,
     /// Values written by this transaction, readable before the batch reaches RocksDB.
     pending: HashMap<Revision, KeyValue>,
+    /// The events of this transaction, in revision order, for watchers.
+    events: Vec<Event>,
 }
 
 impl<'a> WriteTxn<'a> {
@@ -396,13 +454,15 @@ impl<'a> WriteTxn<'a> {
 
     /// Writes everything to RocksDB in one batch (not fsynced: the raft log is the durable
     /// record, and entries after the last applied one are applied again on restart).
-    pub fn commit(mut self) -> Result<(), BackendError> {
+    /// Returns the events written, in revision order.
+    pub fn commit(mut self) -> Result<Vec<Event>, BackendError> {
         let rev = self.inner.current_rev;
         self.store
             .backend
             .put_meta(&mut self.batch, "current_rev", &rev)?;
         let batch = std::mem::take(&mut self.batch);
-        self.store.backend.write(batch, false)
+        self.store.backend.write(batch, false)?;
+        Ok(std::mem::take(&mut self.events))
     }
 }
 
@@ -489,6 +549,11 @@ impl RevTxn<'_, '_> {
         self.txn
             .batch
             .put_cf(cf, rev.encode(), encode_value(KIND_PUT, &kv));
+        self.txn.events.push(Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv.clone()),
+            prev_kv: None,
+        });
         self.txn.pending.insert(rev, kv);
         self.txn
             .inner
@@ -513,6 +578,11 @@ impl RevTxn<'_, '_> {
             self.txn
                 .batch
                 .put_cf(cf, rev.encode(), encode_value(KIND_TOMBSTONE, &tomb));
+            self.txn.events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(tomb.clone()),
+                prev_kv: None,
+            });
             self.txn.pending.insert(rev, tomb);
             if let Some(ki) = self.txn.inner.index.get_mut(&prev.key) {
                 ki.tombstone(rev);

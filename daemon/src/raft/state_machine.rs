@@ -19,6 +19,7 @@ type Membership = StoredMembership<u64, MemberNode>;
 
 pub struct StateMachine {
     store: Arc<Store>,
+    watch: Arc<crate::watch::WatchHub>,
     applied: Option<LogId>,
     membership: Membership,
     warn_apply: Duration,
@@ -29,6 +30,7 @@ pub struct StateMachine {
 impl StateMachine {
     pub fn open(
         store: Arc<Store>,
+        watch: Arc<crate::watch::WatchHub>,
         warn_apply: Duration,
         snap_dir: PathBuf,
     ) -> Result<StateMachine, StorageError> {
@@ -47,6 +49,7 @@ impl StateMachine {
             .unwrap_or_default();
         Ok(StateMachine {
             store,
+            watch,
             applied,
             membership,
             warn_apply,
@@ -139,8 +142,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .put_meta(txn.batch(), "membership", &self.membership)
                 .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
         }
-        txn.commit()
+        let events = txn
+            .commit()
             .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
+        self.watch.notify(&events);
         let took = started.elapsed();
         if took > self.warn_apply {
             tracing::warn!(
@@ -182,6 +187,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.watch.resync_all();
         tracing::info!(
             snapshot = %meta.snapshot_id,
             revision = self.store.current_rev(),

@@ -90,8 +90,14 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     let snap_dir = crate::backend::db_path(&cfg.data_dir)
         .with_file_name("snap")
         .join("send");
-    let sm = StateMachine::open(store.clone(), cfg.warning_apply_duration, snap_dir)
-        .map_err(|e| e.to_string())?;
+    let watch = crate::watch::WatchHub::start(store.clone(), cfg.watch_progress_notify_interval);
+    let sm = StateMachine::open(
+        store.clone(),
+        watch.clone(),
+        cfg.warning_apply_duration,
+        snap_dir,
+    )
+    .map_err(|e| e.to_string())?;
     let peers = Peers::new(cid, member_id).with_local_ip(
         cfg.listen_peer_urls
             .first()
@@ -129,6 +135,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         member_id,
         cluster_id: cid,
         peers,
+        watch,
         transferring: Default::default(),
         metrics: Metrics::default(),
     }))

@@ -45,6 +45,7 @@ pub struct EtcdServer {
     cluster_id: u64,
     request_timeout: Duration,
     peers: Peers,
+    pub watch: Arc<crate::watch::WatchHub>,
     /// Set while leadership is being handed over: new proposals wait.
     transferring: std::sync::atomic::AtomicBool,
     pub metrics: Metrics,
