@@ -306,20 +306,19 @@ impl WatchHub {
         let rev = self.store.current_rev();
         let mut inner = self.inner.lock();
         for w in inner.watchers.values_mut() {
-            if w.spec.progress_notify
+            let due = w.spec.progress_notify
                 && w.synced
-                && now.duration_since(w.last_sent) >= self.progress_every
-            {
-                if w.tx
+                && now.duration_since(w.last_sent) >= self.progress_every;
+            if due
+                && w.tx
                     .try_send(WatchResponse {
                         header: header(rev),
                         watch_id: w.watch_id,
                         ..Default::default()
                     })
                     .is_ok()
-                {
-                    w.last_sent = now;
-                }
+            {
+                w.last_sent = now;
             }
         }
     }
