@@ -28,6 +28,10 @@ pub enum EtcdError {
     FutureRev,
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
     #[error("etcdserver: no leader")]
@@ -79,10 +83,10 @@ impl EtcdError {
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
             | RequestTooLarge | InvalidSortOption => Code::InvalidArgument,
-            Compacted | FutureRev => Code::OutOfRange,
+            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            MemberExists | PeerUrlExists | TooManyLearners | MemberNotLearner | LearnerNotReady
-            | BadLeaderTransferee => Code::FailedPrecondition,
+            LeaseExists | MemberExists | PeerUrlExists | TooManyLearners | MemberNotLearner
+            | LearnerNotReady | BadLeaderTransferee => Code::FailedPrecondition,
             BadPeerUrls(_) => Code::InvalidArgument,
             NoSpace => Code::ResourceExhausted,
             NoLeader

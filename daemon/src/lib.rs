@@ -170,6 +170,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     }
 
     let compactor = server::compactor::spawn(server.clone());
+    let lease_expiry = server::spawn_expiry(server.clone());
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
         name = %cfg.name,
@@ -191,6 +192,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     if let Some(c) = compactor {
         c.abort();
     }
+    lease_expiry.abort();
     for t in tasks {
         let _ = t.await;
     }

@@ -124,7 +124,69 @@ impl Watch for Svc {
     }
 }
 #[tonic::async_trait]
-impl Lease for Svc {}
+impl Lease for Svc {
+    async fn lease_grant(
+        &self,
+        r: Request<super::etcdserverpb::LeaseGrantRequest>,
+    ) -> Result<Response<super::etcdserverpb::LeaseGrantResponse>, Status> {
+        Ok(Response::new(self.0.lease_grant(r.into_inner()).await?))
+    }
+    async fn lease_revoke(
+        &self,
+        r: Request<super::etcdserverpb::LeaseRevokeRequest>,
+    ) -> Result<Response<super::etcdserverpb::LeaseRevokeResponse>, Status> {
+        Ok(Response::new(self.0.lease_revoke(r.into_inner()).await?))
+    }
+    async fn lease_time_to_live(
+        &self,
+        r: Request<super::etcdserverpb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<super::etcdserverpb::LeaseTimeToLiveResponse>, Status> {
+        let r = r.into_inner();
+        Ok(Response::new(
+            self.0.lease_time_to_live(r.id, r.keys).await?,
+        ))
+    }
+    async fn lease_leases(
+        &self,
+        _r: Request<super::etcdserverpb::LeaseLeasesRequest>,
+    ) -> Result<Response<super::etcdserverpb::LeaseLeasesResponse>, Status> {
+        self.0.refuse_if_learner()?;
+        Ok(Response::new(self.0.lease_leases()))
+    }
+    async fn lease_keep_alive(
+        &self,
+        r: Request<tonic::Streaming<super::etcdserverpb::LeaseKeepAliveRequest>>,
+    ) -> Result<
+        Response<tonic::codegen::BoxStream<super::etcdserverpb::LeaseKeepAliveResponse>>,
+        Status,
+    > {
+        use tokio_stream::StreamExt;
+        self.0.refuse_if_learner()?;
+        let server = self.0.clone();
+        let mut inbound = r.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(Ok(req)) = inbound.next().await {
+                let resp = server
+                    .lease_renew(req.id)
+                    .await
+                    .map(|ttl| super::etcdserverpb::LeaseKeepAliveResponse {
+                        header: Some(server.header()),
+                        id: req.id,
+                        ttl,
+                    })
+                    .map_err(Status::from);
+                let failed = resp.is_err();
+                if tx.send(resp).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
 #[tonic::async_trait]
 impl Auth for Svc {}
 

@@ -16,20 +16,12 @@ use crate::api::etcdserverpb::{
 use crate::api::mvccpb::KeyValue;
 use crate::api::retcdpb::{internal_request, internal_response, InternalRequest, InternalResponse};
 use crate::error::EtcdError;
+use crate::lease::{lease_key, LeaseRecord, Lessor};
 use crate::mvcc::{RangeEnd, RangeOptions, RevTxn, WriteTxn};
 
-/// Answers whether a lease exists (leases arrive with the lease service).
+/// Answers whether a lease exists.
 pub trait LeaseLookup {
     fn exists(&self, id: i64) -> bool;
-}
-
-/// No leases exist yet: every lease ID is unknown.
-pub struct NoLeases;
-
-impl LeaseLookup for NoLeases {
-    fn exists(&self, _id: i64) -> bool {
-        false
-    }
 }
 
 fn header(rev: i64) -> Option<ResponseHeader> {
@@ -43,7 +35,7 @@ fn header(rev: i64) -> Option<ResponseHeader> {
 pub fn apply(
     txn: &mut WriteTxn<'_>,
     req: InternalRequest,
-    leases: &dyn LeaseLookup,
+    leases: &Lessor,
 ) -> Result<InternalResponse, EtcdError> {
     use internal_request::Request as Rq;
     use internal_response::Response as Rs;
@@ -70,16 +62,52 @@ pub fn apply(
                 "membership changes are raft configuration changes, not log commands".into(),
             ))
         }
+        Some(Rq::LeaseGrant(g)) => {
+            if leases.exists(g.id) {
+                return Err(EtcdError::LeaseExists);
+            }
+            txn.put_meta(
+                &lease_key(g.id),
+                &LeaseRecord {
+                    id: g.id,
+                    ttl: g.ttl,
+                },
+            )?;
+            leases.grant(g.id, g.ttl);
+            Some(Rs::LeaseGrant(
+                crate::api::etcdserverpb::LeaseGrantResponse {
+                    header: header(txn.current_rev()),
+                    id: g.id,
+                    ttl: g.ttl,
+                    error: String::new(),
+                },
+            ))
+        }
+        Some(Rq::LeaseRevoke(r)) => {
+            let keys = leases.revoke(r.id).ok_or(EtcdError::LeaseNotFound)?;
+            txn.delete_meta(&lease_key(r.id))?;
+            // Every attached key goes in one revision.
+            let mut rt = txn.begin();
+            for k in keys {
+                rt.delete_range(&k, &RangeEnd::Single)?;
+            }
+            let rev = rt.finish();
+            Some(Rs::LeaseRevoke(
+                crate::api::etcdserverpb::LeaseRevokeResponse {
+                    header: header(rev),
+                },
+            ))
+        }
         Some(Rq::Put(p)) => {
             let mut rt = txn.begin();
             check_put(&rt, &p, leases)?;
-            let mut resp = put(&mut rt, p)?;
+            let mut resp = put(&mut rt, p, leases)?;
             resp.header = header(rt.finish());
             Some(Rs::Put(resp))
         }
         Some(Rq::DeleteRange(d)) => {
             let mut rt = txn.begin();
-            let mut resp = delete_range(&mut rt, d)?;
+            let mut resp = delete_range(&mut rt, d, leases)?;
             resp.header = header(rt.finish());
             Some(Rs::DeleteRange(resp))
         }
@@ -87,7 +115,7 @@ pub fn apply(
             let mut rt = txn.begin();
             let path = compare_path(&rt, &t)?;
             check_txn_ops(&rt, &t, &path, leases)?;
-            let mut resp = execute_txn(&mut rt, t, &path)?;
+            let mut resp = execute_txn(&mut rt, t, &path, leases)?;
             resp.header = header(rt.finish());
             Some(Rs::Txn(resp))
         }
@@ -109,7 +137,7 @@ fn check_put(
     Ok(())
 }
 
-fn put(rt: &mut RevTxn<'_, '_>, p: PutRequest) -> Result<PutResponse, EtcdError> {
+fn put(rt: &mut RevTxn<'_, '_>, p: PutRequest, leases: &Lessor) -> Result<PutResponse, EtcdError> {
     let (value, lease) = if p.ignore_value || p.ignore_lease {
         let prev = rt.get(&p.key)?.ok_or(EtcdError::KeyNotFound)?;
         (
@@ -120,6 +148,7 @@ fn put(rt: &mut RevTxn<'_, '_>, p: PutRequest) -> Result<PutResponse, EtcdError>
         (p.value, p.lease)
     };
     let prev = rt.put(&p.key, value, lease)?;
+    leases.attach(&p.key, prev.as_ref().map(|kv| kv.lease).unwrap_or(0), lease);
     Ok(PutResponse {
         header: header(rt.rev()),
         prev_kv: if p.prev_kv { prev } else { None },
@@ -129,9 +158,13 @@ fn put(rt: &mut RevTxn<'_, '_>, p: PutRequest) -> Result<PutResponse, EtcdError>
 fn delete_range(
     rt: &mut RevTxn<'_, '_>,
     d: DeleteRangeRequest,
+    leases: &Lessor,
 ) -> Result<DeleteRangeResponse, EtcdError> {
     let end = RangeEnd::from_request(&d.range_end);
     let prev = rt.delete_range(&d.key, &end)?;
+    for kv in &prev {
+        leases.attach(&kv.key, kv.lease, 0);
+    }
     Ok(DeleteRangeResponse {
         header: header(rt.rev()),
         deleted: prev.len() as i64,
@@ -172,7 +205,7 @@ fn check_txn_ops(
     rt: &RevTxn<'_, '_>,
     t: &TxnRequest,
     path: &Path,
-    leases: &dyn LeaseLookup,
+    leases: &Lessor,
 ) -> Result<(), EtcdError> {
     let ops = if path.succeeded {
         &t.success
@@ -198,6 +231,7 @@ fn execute_txn(
     rt: &mut RevTxn<'_, '_>,
     t: TxnRequest,
     path: &Path,
+    leases: &Lessor,
 ) -> Result<TxnResponse, EtcdError> {
     let ops = if path.succeeded { t.success } else { t.failure };
     let mut nested = path.children.iter();
@@ -209,16 +243,16 @@ fn execute_txn(
                 response_op::Response::ResponseRange(execute_range(&*rt, &r)?),
             ),
             Some(request_op::Request::RequestPut(p)) => {
-                Some(response_op::Response::ResponsePut(put(rt, p)?))
+                Some(response_op::Response::ResponsePut(put(rt, p, leases)?))
             }
             Some(request_op::Request::RequestDeleteRange(d)) => Some(
-                response_op::Response::ResponseDeleteRange(delete_range(rt, d)?),
+                response_op::Response::ResponseDeleteRange(delete_range(rt, d, leases)?),
             ),
             Some(request_op::Request::RequestTxn(n)) => {
                 let child = nested
                     .next()
                     .ok_or_else(|| EtcdError::Internal("txn path mismatch".into()))?;
-                let mut r = execute_txn(rt, n, child)?;
+                let mut r = execute_txn(rt, n, child, leases)?;
                 r.header = header(rt.rev());
                 Some(response_op::Response::ResponseTxn(r))
             }

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use super::*;
 use crate::api::etcdserverpb::{compare, CompactionRequest, RangeRequest};
 use crate::backend::{Backend, CF_KV};
+use crate::lease::Lessor;
 use crate::mvcc::Store;
 
 fn store() -> (tempfile::TempDir, Arc<Store>) {
@@ -13,7 +14,11 @@ fn store() -> (tempfile::TempDir, Arc<Store>) {
 
 fn run(s: &Store, r: internal_request::Request) -> Result<internal_response::Response, EtcdError> {
     let mut txn = s.write();
-    let out = apply(&mut txn, InternalRequest { request: Some(r) }, &NoLeases);
+    let out = apply(
+        &mut txn,
+        InternalRequest { request: Some(r) },
+        &Lessor::default(),
+    );
     txn.commit().unwrap();
     out.map(|r| r.response.unwrap())
 }

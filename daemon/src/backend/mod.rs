@@ -124,6 +124,28 @@ impl Backend {
         Ok(())
     }
 
+    /// Every meta record whose key starts with `prefix`.
+    pub fn meta_with_prefix<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>> {
+        let cf = self.cf(CF_META)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            cf,
+            rocksdb::IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward),
+        ) {
+            let (k, v) = item.ctx("scan meta")?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push(bincode::deserialize(&v).map_err(|e| {
+                BackendError::Other(format!(
+                    "corrupt meta record {}: {e}",
+                    String::from_utf8_lossy(&k)
+                ))
+            })?);
+        }
+        Ok(out)
+    }
+
     /// Bytes the database occupies on disk (data and WAL).
     pub fn size_on_disk(&self) -> u64 {
         let mut n = dir_size(&self.path);

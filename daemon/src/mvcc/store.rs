@@ -66,6 +66,8 @@ pub struct RangeResult {
 
 pub(super) struct Inner {
     index: BTreeMap<Vec<u8>, KeyIndex>,
+    /// Keys and their leases as found when loading (taken once by the lessor).
+    attached: Vec<(Vec<u8>, i64)>,
     current_rev: i64,
     compact_rev: i64,
 }
@@ -73,6 +75,7 @@ pub(super) struct Inner {
 fn load_inner(backend: &Backend) -> Result<Inner, BackendError> {
     let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
     let mut last_rev = 0i64;
+    let mut leases: HashMap<Vec<u8>, i64> = HashMap::new();
     {
         let cf = backend.cf(CF_KV)?;
         for item in backend.db.iterator_cf(cf, IteratorMode::Start) {
@@ -81,6 +84,13 @@ fn load_inner(backend: &Backend) -> Result<Inner, BackendError> {
                 Revision::decode(&k).ok_or_else(|| BackendError::Other("corrupt kv key".into()))?;
             let (kind, kv) = decode_value(&v).map_err(|e| BackendError::Other(e.to_string()))?;
             let ki = index.entry(kv.key.clone()).or_default();
+            if kind == KIND_TOMBSTONE {
+                leases.remove(&kv.key);
+            } else if kv.lease != 0 {
+                leases.insert(kv.key.clone(), kv.lease);
+            } else {
+                leases.remove(&kv.key);
+            }
             if kind == KIND_TOMBSTONE {
                 ki.tombstone(rev);
             } else {
@@ -105,6 +115,7 @@ fn load_inner(backend: &Backend) -> Result<Inner, BackendError> {
     let compact_rev = backend.get_meta::<i64>("compact_rev")?.unwrap_or(0);
     Ok(Inner {
         index,
+        attached: leases.into_iter().collect(),
         current_rev,
         compact_rev,
     })
@@ -159,6 +170,11 @@ impl Store {
 
     pub fn current_rev(&self) -> i64 {
         self.inner.read().current_rev
+    }
+
+    /// The keys that had a lease when the store was (re)loaded, for the lessor.
+    pub fn take_attached(&self) -> Vec<(Vec<u8>, i64)> {
+        std::mem::take(&mut self.inner.write().attached)
     }
 
     pub fn compact_rev(&self) -> i64 {

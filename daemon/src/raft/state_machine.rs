@@ -11,8 +11,9 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, StoredMembership};
 
 use super::{io_err, LogId, Pb, Response, SnapshotData, StorageError, TypeConfig};
 use crate::api::retcdpb::InternalResponse;
-use crate::apply::{self, NoLeases};
+use crate::apply;
 use crate::cluster::MemberNode;
+use crate::lease::{LeaseRecord, Lessor};
 use crate::mvcc::Store;
 
 type Membership = StoredMembership<u64, MemberNode>;
@@ -20,6 +21,7 @@ type Membership = StoredMembership<u64, MemberNode>;
 pub struct StateMachine {
     store: Arc<Store>,
     watch: Arc<crate::watch::WatchHub>,
+    lessor: Arc<Lessor>,
     applied: Option<LogId>,
     membership: Membership,
     warn_apply: Duration,
@@ -31,6 +33,7 @@ impl StateMachine {
     pub fn open(
         store: Arc<Store>,
         watch: Arc<crate::watch::WatchHub>,
+        lessor: Arc<Lessor>,
         warn_apply: Duration,
         snap_dir: PathBuf,
     ) -> Result<StateMachine, StorageError> {
@@ -50,6 +53,7 @@ impl StateMachine {
         Ok(StateMachine {
             store,
             watch,
+            lessor,
             applied,
             membership,
             warn_apply,
@@ -112,7 +116,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match entry.payload {
                 EntryPayload::Blank => out.push(Ok(Pb(InternalResponse::default()))),
                 EntryPayload::Normal(req) => {
-                    out.push(apply::apply(&mut txn, req.0, &NoLeases).map(Pb));
+                    out.push(apply::apply(&mut txn, req.0, &self.lessor).map(Pb));
                 }
                 EntryPayload::Membership(m) => {
                     // A removed member's published attributes go with it.
@@ -187,6 +191,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        let records: Vec<LeaseRecord> = self
+            .store
+            .backend()
+            .meta_with_prefix("lease/")
+            .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?;
+        self.lessor.reset(records, self.store.take_attached());
         self.watch.resync_all();
         tracing::info!(
             snapshot = %meta.snapshot_id,

@@ -91,9 +91,16 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         .with_file_name("snap")
         .join("send");
     let watch = crate::watch::WatchHub::start(store.clone(), cfg.watch_progress_notify_interval);
+    let lessor = Arc::new(crate::lease::Lessor::load(
+        backend
+            .meta_with_prefix("lease/")
+            .map_err(|e| e.to_string())?,
+        store.take_attached(),
+    ));
     let sm = StateMachine::open(
         store.clone(),
         watch.clone(),
+        lessor.clone(),
         cfg.warning_apply_duration,
         snap_dir,
     )
@@ -136,6 +143,8 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         cluster_id: cid,
         peers,
         watch,
+        lessor,
+        lease_ids: std::sync::atomic::AtomicU64::new(0),
         transferring: Default::default(),
         metrics: Metrics::default(),
     }))

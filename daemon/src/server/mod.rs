@@ -3,6 +3,7 @@
 
 mod bootstrap;
 pub mod compactor;
+mod leases;
 mod membership;
 pub mod metrics;
 pub mod peer;
@@ -19,6 +20,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 pub use bootstrap::{start, wait_ready};
+pub use leases::spawn_expiry;
 pub use metrics::Metrics;
 
 use crate::api::etcdserverpb::{
@@ -46,6 +48,9 @@ pub struct EtcdServer {
     request_timeout: Duration,
     peers: Peers,
     pub watch: Arc<crate::watch::WatchHub>,
+    pub lessor: Arc<crate::lease::Lessor>,
+    /// Counter for server-chosen lease IDs.
+    lease_ids: std::sync::atomic::AtomicU64,
     /// Set while leadership is being handed over: new proposals wait.
     transferring: std::sync::atomic::AtomicBool,
     pub metrics: Metrics,
@@ -658,7 +663,7 @@ impl EtcdServer {
     }
 }
 
-fn peer_status(s: tonic::Status) -> EtcdError {
+pub(crate) fn peer_status(s: tonic::Status) -> EtcdError {
     let msg = s.message().to_ascii_lowercase();
     if s.code() == tonic::Code::Unavailable
         && (msg.contains("tcp connect error") || msg.contains("connection refused"))
@@ -676,6 +681,6 @@ fn unexpected(what: &str, got: Option<internal_response::Response>) -> EtcdError
     EtcdError::Internal(format!("unexpected apply result for {what}: {got:?}"))
 }
 
-fn decode_peer_error(b: &[u8]) -> EtcdError {
+pub(crate) fn decode_peer_error(b: &[u8]) -> EtcdError {
     bincode::deserialize(b).unwrap_or_else(|e| EtcdError::Internal(format!("bad peer error: {e}")))
 }

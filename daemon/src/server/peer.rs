@@ -14,8 +14,9 @@ use tonic::{Request, Response, Status, Streaming};
 use super::EtcdServer;
 use crate::api::retcdpeerpb::peer_server::{Peer, PeerServer};
 use crate::api::retcdpeerpb::{
-    MembersRequest, MembersResponse, ProposeRequest, ProposeResponse, RaftMessage,
-    ReadIndexRequest, ReadIndexResponse, SnapshotChunk, TimeoutNowRequest, TimeoutNowResponse,
+    LeaseAnswer, LeaseQuery, MembersRequest, MembersResponse, ProposeRequest, ProposeResponse,
+    RaftMessage, ReadIndexRequest, ReadIndexResponse, SnapshotChunk, TimeoutNowRequest,
+    TimeoutNowResponse,
 };
 use crate::cluster::MemberNode;
 use crate::raft::network::MAX_PEER_MESSAGE;
@@ -264,5 +265,38 @@ impl Peer for PeerService {
         self.server
             .campaign_after(std::time::Duration::from_millis(t.delay_ms.min(60_000)));
         Ok(Response::new(TimeoutNowResponse {}))
+    }
+
+    async fn lease_renew(&self, r: Request<LeaseQuery>) -> Result<Response<LeaseAnswer>, Status> {
+        self.lease_query(r.into_inner(), true)
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        r: Request<LeaseQuery>,
+    ) -> Result<Response<LeaseAnswer>, Status> {
+        self.lease_query(r.into_inner(), false)
+    }
+}
+
+impl PeerService {
+    fn lease_query(&self, q: LeaseQuery, renew: bool) -> Result<Response<LeaseAnswer>, Status> {
+        self.check_cluster(q.cluster_id)?;
+        Ok(Response::new(
+            match self.server.lease_answer_as_leader(q.id, q.keys, renew) {
+                Ok((ttl, granted_ttl, keys)) => LeaseAnswer {
+                    ttl,
+                    granted_ttl,
+                    keys,
+                    error: Vec::new(),
+                },
+                Err(e) => LeaseAnswer {
+                    ttl: 0,
+                    granted_ttl: 0,
+                    keys: Vec::new(),
+                    error: encode_err(&e),
+                },
+            },
+        ))
     }
 }
