@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/rpc.proto",
                 "proto/internal.proto",
                 "proto/peer.proto",
+                "proto/v3lock.proto",
+                "proto/v3election.proto",
             ],
             &["proto"],
         )?;

@@ -71,6 +71,9 @@ pub enum EtcdError {
     /// A storage or internal failure; the message says what failed.
     #[error("etcdserver: {0}")]
     Internal(String),
+    /// An error etcd reports with its bare message and code Unknown (lock and election).
+    #[error("{0}")]
+    Plain(String),
     /// An RPC or option this member does not implement yet.
     #[error("{0}")]
     Unimplemented(String),
@@ -96,7 +99,7 @@ impl EtcdError {
             | Unavailable(_)
             | UnhealthyCluster
             | NotSupportedForLearner => Code::Unavailable,
-            Internal(_) => Code::Unknown,
+            Internal(_) | Plain(_) => Code::Unknown,
             Unimplemented(_) => Code::Unimplemented,
         }
     }

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod auth;
 pub mod backend;
 pub mod cluster;
+pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -19,10 +19,19 @@ pub mod retcdpb {
     tonic::include_proto!("retcdpb");
 }
 #[allow(clippy::all)]
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
+}
+#[allow(clippy::all)]
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
+}
+#[allow(clippy::all)]
 pub mod retcdpeerpb {
     tonic::include_proto!("retcdpeerpb");
 }
 
+mod concurrency;
 mod services;
 mod watch;
 

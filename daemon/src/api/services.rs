@@ -200,5 +200,7 @@ pub fn grpc_routes(server: Arc<EtcdServer>) -> tonic::service::Routes {
         .add_service(LeaseServer::new(svc.clone()).max_decoding_message_size(max))
         .add_service(ClusterServer::new(svc.clone()).max_decoding_message_size(max))
         .add_service(MaintenanceServer::new(svc.clone()).max_decoding_message_size(max))
-        .add_service(AuthServer::new(svc).max_decoding_message_size(max))
+        .add_service(AuthServer::new(svc.clone()).max_decoding_message_size(max))
+        .add_service(super::concurrency::lock_service(svc.0.clone()))
+        .add_service(super::concurrency::election_service(svc.0))
 }
