@@ -222,3 +222,36 @@ fn leases_survive_a_leader_change_and_expire_everywhere_at_once() {
         );
     }
 }
+
+#[test]
+fn checkpointed_leases_keep_their_remaining_ttl_across_a_restart() {
+    let mut m = Member::start_with(
+        Flavor::Retcd,
+        &[
+            "--experimental-enable-lease-checkpoint",
+            "--experimental-lease-checkpoint-interval",
+            "500ms",
+        ],
+        &[],
+    );
+    let id = out(&m.etcdctl(&["lease", "grant", "30"]))
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_secs(4));
+    m.kill9();
+    m.restart();
+    // Without checkpoints a restarted leader would grant the full 30 s again.
+    let line = out(&m.etcdctl(&["lease", "timetolive", &id]));
+    let remaining: i64 = line
+        .split("remaining(")
+        .nth(1)
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        (20..=27).contains(&remaining),
+        "remaining {remaining}s after a restart: {line}"
+    );
+}

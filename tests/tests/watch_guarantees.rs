@@ -27,8 +27,8 @@ async fn progress_requests_and_many_watchers() {
     let p = stream.message().await.unwrap().unwrap();
     assert!(p.events().is_empty());
     assert_eq!(p.header().unwrap().revision(), 2);
-    // 500 more watchers on the same stream, client-chosen IDs.
-    for i in 1..=500i64 {
+    // 2000 more watchers on the same stream, client-chosen IDs.
+    for i in 1..=2000i64 {
         stream
             .watch(
                 "p/",
@@ -38,7 +38,7 @@ async fn progress_requests_and_many_watchers() {
             .unwrap();
     }
     let mut created = 0;
-    while created < 500 {
+    while created < 2000 {
         let r = stream.message().await.unwrap().unwrap();
         if r.created() {
             created += 1;
@@ -46,7 +46,7 @@ async fn progress_requests_and_many_watchers() {
     }
     c.put("p/b", "2", None).await.unwrap();
     let mut got = BTreeSet::new();
-    while got.len() < 501 {
+    while got.len() < 2001 {
         let r = tokio::time::timeout(Duration::from_secs(10), stream.message())
             .await
             .expect("events in time")

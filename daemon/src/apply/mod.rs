@@ -71,6 +71,7 @@ pub fn apply(
                 &LeaseRecord {
                     id: g.id,
                     ttl: g.ttl,
+                    remaining: 0,
                 },
             )?;
             leases.grant(g.id, g.ttl);
@@ -82,6 +83,14 @@ pub fn apply(
                     error: String::new(),
                 },
             ))
+        }
+        Some(Rq::LeaseCheckpoint(c)) => {
+            for cp in c.checkpoints {
+                if let Some(record) = leases.checkpoint(cp.id, cp.remaining_ttl) {
+                    txn.put_meta(&lease_key(cp.id), &record)?;
+                }
+            }
+            Some(Rs::Published(true))
         }
         Some(Rq::LeaseRevoke(r)) => {
             let keys = leases.revoke(r.id).ok_or(EtcdError::LeaseNotFound)?;

@@ -83,6 +83,8 @@ pub struct Config {
     pub snapshot_catchup_entries: u64,
     pub auto_compaction: Option<AutoCompaction>,
     pub watch_progress_notify_interval: Duration,
+    /// Lease checkpoints, when enabled: how often the leader records remaining TTLs.
+    pub lease_checkpoint_interval: Option<Duration>,
     /// Warnings found while reading the configuration, logged once logging is set up.
     pub warnings: Vec<String>,
     /// Every setting's final raw value and where it came from (for logging at start).
@@ -341,6 +343,9 @@ fn build(
 
     Ok(Config {
         auto_compaction,
+        lease_checkpoint_interval: get_bool("experimental-enable-lease-checkpoint").then(|| {
+            get_dur("experimental-lease-checkpoint-interval").max(Duration::from_millis(100))
+        }),
         watch_progress_notify_interval: get_dur("experimental-watch-progress-notify-interval")
             .max(Duration::from_millis(100)),
         data_dir,

@@ -25,6 +25,9 @@ pub struct LeaseRecord {
     pub id: i64,
     /// Granted TTL, seconds.
     pub ttl: i64,
+    /// Remaining TTL at the last checkpoint (0: none), seconds.
+    #[serde(default)]
+    pub remaining: i64,
 }
 
 /// The meta key of lease `id`.
@@ -35,6 +38,8 @@ pub fn lease_key(id: i64) -> String {
 #[derive(Debug)]
 struct Lease {
     ttl: i64,
+    /// Remaining TTL at the last checkpoint (0: none); a new leader starts from it.
+    remaining: i64,
     keys: BTreeSet<Vec<u8>>,
     /// Leader only: when it expires.
     deadline: Option<Instant>,
@@ -77,6 +82,7 @@ impl Lessor {
                     r.id,
                     Lease {
                         ttl: r.ttl,
+                        remaining: r.remaining,
                         keys: BTreeSet::new(),
                         deadline: None,
                     },
@@ -101,6 +107,7 @@ impl Lessor {
             id,
             Lease {
                 ttl,
+                remaining: 0,
                 keys: BTreeSet::new(),
                 deadline,
             },
@@ -150,6 +157,7 @@ impl Lessor {
         let leading = inner.leading;
         let l = inner.leases.get_mut(&id)?;
         let ttl = l.ttl;
+        l.remaining = 0;
         if leading {
             let d = Instant::now() + secs(ttl);
             l.deadline = Some(d);
@@ -193,6 +201,32 @@ impl Lessor {
         }
     }
 
+    /// Records a checkpointed remaining TTL (applied on every member).
+    pub fn checkpoint(&self, id: i64, remaining: i64) -> Option<LeaseRecord> {
+        let mut inner = self.inner.lock();
+        let l = inner.leases.get_mut(&id)?;
+        l.remaining = remaining;
+        Some(LeaseRecord {
+            id,
+            ttl: l.ttl,
+            remaining,
+        })
+    }
+
+    /// Leader: the remaining TTL of every lease that has a deadline.
+    pub fn remaining_ttls(&self) -> Vec<(i64, i64)> {
+        let now = Instant::now();
+        self.inner
+            .lock()
+            .leases
+            .iter()
+            .filter_map(|(id, l)| {
+                l.deadline
+                    .map(|d| (*id, d.saturating_duration_since(now).as_secs() as i64))
+            })
+            .collect()
+    }
+
     /// Leader: the leases whose deadline has passed (at most `max`).
     pub fn expired(&self, max: usize) -> Vec<i64> {
         let mut inner = self.inner.lock();
@@ -229,7 +263,9 @@ fn refresh_all(inner: &mut Inner) {
     let now = Instant::now();
     let mut heap = BinaryHeap::new();
     for (id, l) in inner.leases.iter_mut() {
-        let d = now + secs(l.ttl);
+        // A checkpointed lease resumes from its remaining TTL (etcd's lease checkpoint).
+        let ttl = if l.remaining > 0 { l.remaining } else { l.ttl };
+        let d = now + secs(ttl);
         l.deadline = Some(d);
         heap.push(Reverse((d, *id)));
     }

@@ -225,12 +225,19 @@ impl EtcdServer {
 /// raft) every lease whose deadline passed.
 pub fn spawn_expiry(server: Arc<EtcdServer>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut last_checkpoint = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             let leading = server.leader() == Some(server.member_id);
             server.lessor.set_leading(leading);
             if !leading {
                 continue;
+            }
+            if let Some(every) = server.cfg.lease_checkpoint_interval {
+                if last_checkpoint.elapsed() >= every {
+                    last_checkpoint = tokio::time::Instant::now();
+                    checkpoint(&server).await;
+                }
             }
             for id in server.lessor.expired(1000) {
                 let s = server.clone();
@@ -249,4 +256,28 @@ pub fn spawn_expiry(server: Arc<EtcdServer>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Leader: records every lease's remaining TTL through raft, so a new leader (or this one after
+/// a restart) resumes from it instead of granting a full TTL again.
+async fn checkpoint(server: &EtcdServer) {
+    let checkpoints: Vec<crate::api::etcdserverpb::LeaseCheckpoint> = server
+        .lessor
+        .remaining_ttls()
+        .into_iter()
+        .map(|(id, remaining_ttl)| crate::api::etcdserverpb::LeaseCheckpoint { id, remaining_ttl })
+        .collect();
+    for chunk in checkpoints.chunks(1000) {
+        let req = InternalRequest {
+            request: Some(internal_request::Request::LeaseCheckpoint(
+                crate::api::etcdserverpb::LeaseCheckpointRequest {
+                    checkpoints: chunk.to_vec(),
+                },
+            )),
+        };
+        if let Err(e) = server.propose(req).await {
+            tracing::warn!(error = %e, "lease checkpoint failed");
+            return;
+        }
+    }
 }
