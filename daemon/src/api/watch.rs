@@ -81,6 +81,7 @@ pub fn serve(
                         no_put: c.filters.contains(&(FilterType::Noput as i32)),
                         no_delete: c.filters.contains(&(FilterType::Nodelete as i32)),
                         progress_notify: c.progress_notify,
+                        fragment: c.fragment,
                     };
                     if tx
                         .send(WatchResponse {

@@ -143,6 +143,7 @@ impl Watching {
             no_put: false,
             no_delete: false,
             progress_notify: false,
+            fragment: false,
         };
         let k = s
             .watch

@@ -90,7 +90,11 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     let snap_dir = crate::backend::db_path(&cfg.data_dir)
         .with_file_name("snap")
         .join("send");
-    let watch = crate::watch::WatchHub::start(store.clone(), cfg.watch_progress_notify_interval);
+    let watch = crate::watch::WatchHub::start(
+        store.clone(),
+        cfg.watch_progress_notify_interval,
+        cfg.max_request_bytes as usize,
+    );
     let lessor = Arc::new(crate::lease::Lessor::load(
         backend
             .meta_with_prefix("lease/")

@@ -37,6 +37,8 @@ pub struct WatchSpec {
     pub no_put: bool,
     pub no_delete: bool,
     pub progress_notify: bool,
+    /// Split responses larger than the request size limit.
+    pub fragment: bool,
 }
 
 struct Watcher {
@@ -60,6 +62,8 @@ struct Inner {
 
 pub struct WatchHub {
     store: Arc<Store>,
+    /// Largest response a fragmenting watcher gets (--max-request-bytes).
+    max_response: usize,
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
     progress_every: Duration,
@@ -74,9 +78,14 @@ fn header(rev: i64) -> Option<ResponseHeader> {
 
 impl WatchHub {
     /// Creates the hub and starts its catch-up loop.
-    pub fn start(store: Arc<Store>, progress_every: Duration) -> Arc<WatchHub> {
+    pub fn start(
+        store: Arc<Store>,
+        progress_every: Duration,
+        max_response: usize,
+    ) -> Arc<WatchHub> {
         let hub = Arc::new(WatchHub {
             store,
+            max_response,
             inner: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             progress_every,
@@ -168,13 +177,7 @@ impl WatchHub {
                 if rev >= w.next_rev {
                     let mine = self.select(w, &events[i..j]);
                     if !mine.is_empty() {
-                        let resp = WatchResponse {
-                            header: header(rev),
-                            watch_id: w.watch_id,
-                            events: mine,
-                            ..Default::default()
-                        };
-                        if w.tx.try_send(resp).is_err() {
+                        if !send_events(w, rev, mine, self.max_response) {
                             // Too slow (or gone): catch up from storage from this revision.
                             w.synced = false;
                             lagging = true;
@@ -279,13 +282,7 @@ impl WatchHub {
                 Ok(evs) => {
                     let mine = self.select(w, &evs);
                     if !mine.is_empty() {
-                        let resp = WatchResponse {
-                            header: header(to),
-                            watch_id: w.watch_id,
-                            events: mine,
-                            ..Default::default()
-                        };
-                        if w.tx.try_send(resp).is_err() {
+                        if !send_events(w, to, mine, self.max_response) {
                             continue;
                         }
                         w.last_sent = Instant::now();
@@ -322,4 +319,43 @@ impl WatchHub {
             }
         }
     }
+}
+
+/// Sends `events` to `w` in one response, or (if it asked for fragments and the response would
+/// be larger than `max`) in several, all but the last marked `fragment`. False when the
+/// stream has no room: nothing was sent and the watcher catches up later.
+fn send_events(w: &Watcher, rev: i64, events: Vec<Event>, max: usize) -> bool {
+    use prost::Message;
+    let size: usize = events.iter().map(|e| e.encoded_len()).sum();
+    let mut parts: Vec<Vec<Event>> = Vec::new();
+    if w.spec.fragment && size > max {
+        let mut part = Vec::new();
+        let mut part_size = 0;
+        for e in events {
+            let n = e.encoded_len();
+            if !part.is_empty() && part_size + n > max {
+                parts.push(std::mem::take(&mut part));
+                part_size = 0;
+            }
+            part_size += n;
+            part.push(e);
+        }
+        parts.push(part);
+    } else {
+        parts.push(events);
+    }
+    let Ok(permits) = w.tx.try_reserve_many(parts.len()) else {
+        return false;
+    };
+    let last = parts.len() - 1;
+    for (i, (events, permit)) in parts.into_iter().zip(permits).enumerate() {
+        permit.send(WatchResponse {
+            header: header(rev),
+            watch_id: w.watch_id,
+            events,
+            fragment: i != last,
+            ..Default::default()
+        });
+    }
+    true
 }

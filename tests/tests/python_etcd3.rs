@@ -1,0 +1,67 @@
+//! Debian's python etcd3 client (grpc) against retcd: KV, txn, watch, leases, locks.
+
+use std::process::Command;
+
+use retcd_tests::*;
+
+const SCRIPT: &str = r#"
+import sys, threading, time, etcd3
+c = etcd3.client(host="127.0.0.1", port=int(sys.argv[1]))
+c.put("/py/a", "1")
+v, meta = c.get("/py/a")
+print("get", v.decode(), meta.create_revision, meta.version)
+ok, _ = c.transaction(compare=[c.transactions.value("/py/a") == "1"],
+                      success=[c.transactions.put("/py/a", "2")], failure=[])
+print("txn", ok, c.get("/py/a")[0].decode())
+events = []
+it, cancel = c.watch_prefix("/py/w")
+def consume():
+    for e in it:
+        events.append((type(e).__name__, e.key.decode()))
+        if len(events) == 2:
+            break
+t = threading.Thread(target=consume); t.start()
+time.sleep(0.5)
+c.put("/py/w1", "x"); c.delete("/py/w1")
+t.join(10); cancel()
+print("watch", events)
+lease = c.lease(30)
+c.put("/py/leased", "v", lease=lease)
+print("lease", lease.ttl, lease.granted_ttl, [k.decode() for k in lease.keys])
+lease.revoke()
+print("revoked", c.get("/py/leased")[0])
+with c.lock("pylock", ttl=10) as lk:
+    print("locked", lk.is_acquired())
+print("prefix", sorted(m.key.decode() for _, m in c.get_prefix("/py/")))
+"#;
+
+#[test]
+fn python_etcd3_client_works() {
+    let m = Member::start(Flavor::Retcd);
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT, &m.client_port.to_string()])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "get 1 2 1");
+    assert_eq!(lines[1], "txn True 2");
+    assert_eq!(
+        lines[2],
+        "watch [('PutEvent', '/py/w1'), ('DeleteEvent', '/py/w1')]"
+    );
+    assert!(
+        lines[3].starts_with("lease 29 30 ['/py/leased']")
+            || lines[3].starts_with("lease 30 30 ['/py/leased']"),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines[4], "revoked None");
+    assert_eq!(lines[5], "locked True");
+    assert_eq!(lines[6], "prefix ['/py/a']");
+}
