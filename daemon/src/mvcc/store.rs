@@ -540,6 +540,27 @@ impl RevTxn<'_, '_> {
         r
     }
 
+    /// Writes one revision's record: to the batch, to the readable pending set, and as an
+    /// event for watchers.
+    fn record(&mut self, rev: Revision, kind: u8, kv: KeyValue) -> Result<(), EtcdError> {
+        let cf = self.txn.store.backend.cf(CF_KV).map_err(storage_err)?;
+        self.txn
+            .batch
+            .put_cf(cf, rev.encode(), encode_value(kind, &kv));
+        let r#type = if kind == KIND_TOMBSTONE {
+            EventType::Delete
+        } else {
+            EventType::Put
+        };
+        self.txn.events.push(Event {
+            r#type: r#type as i32,
+            kv: Some(kv.clone()),
+            prev_kv: None,
+        });
+        self.txn.pending.insert(rev, kv);
+        Ok(())
+    }
+
     /// Puts `key`; returns the previous live value.
     pub fn put(
         &mut self,
@@ -561,16 +582,7 @@ impl RevTxn<'_, '_> {
             value,
             lease,
         };
-        let cf = self.txn.store.backend.cf(CF_KV).map_err(storage_err)?;
-        self.txn
-            .batch
-            .put_cf(cf, rev.encode(), encode_value(KIND_PUT, &kv));
-        self.txn.events.push(Event {
-            r#type: EventType::Put as i32,
-            kv: Some(kv.clone()),
-            prev_kv: None,
-        });
-        self.txn.pending.insert(rev, kv);
+        self.record(rev, KIND_PUT, kv)?;
         self.txn
             .inner
             .index
@@ -583,7 +595,6 @@ impl RevTxn<'_, '_> {
     /// Deletes every live key in the range; returns their last values.
     pub fn delete_range(&mut self, key: &[u8], end: &RangeEnd) -> Result<Vec<KeyValue>, EtcdError> {
         let live = self.range(key, end, RangeOptions::default())?.kvs;
-        let cf = self.txn.store.backend.cf(CF_KV).map_err(storage_err)?;
         for prev in &live {
             let rev = self.next_rev();
             let tomb = KeyValue {
@@ -591,15 +602,7 @@ impl RevTxn<'_, '_> {
                 mod_revision: rev.main,
                 ..Default::default()
             };
-            self.txn
-                .batch
-                .put_cf(cf, rev.encode(), encode_value(KIND_TOMBSTONE, &tomb));
-            self.txn.events.push(Event {
-                r#type: EventType::Delete as i32,
-                kv: Some(tomb.clone()),
-                prev_kv: None,
-            });
-            self.txn.pending.insert(rev, tomb);
+            self.record(rev, KIND_TOMBSTONE, tomb)?;
             if let Some(ki) = self.txn.inner.index.get_mut(&prev.key) {
                 ki.tombstone(rev);
             }

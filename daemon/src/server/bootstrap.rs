@@ -49,38 +49,14 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         }
         None if !cfg.initial_cluster_state_new => {
             let (m, c) = join_existing(&cfg).await?;
-            let mut b = WriteBatch::default();
-            backend
-                .put_meta(&mut b, "member_id", &m)
-                .map_err(|e| e.to_string())?;
-            backend
-                .put_meta(&mut b, "cluster_id", &c)
-                .map_err(|e| e.to_string())?;
-            backend.write(b, true).map_err(|e| e.to_string())?;
-            tracing::info!(
-                member_id = %format!("{m:x}"),
-                cluster_id = %format!("{c:x}"),
-                "joining an existing cluster"
-            );
+            persist_ids(&backend, m, c, "joining an existing cluster")?;
             (m, c)
         }
         None => {
             let (m, c, nodes) = new_cluster(&cfg)?;
             refuse_if_peers_differ(&cfg, c).await?;
             crate::raft::log_store::seed_bootstrap(&backend, nodes).map_err(|e| e.to_string())?;
-            let mut b = WriteBatch::default();
-            backend
-                .put_meta(&mut b, "member_id", &m)
-                .map_err(|e| e.to_string())?;
-            backend
-                .put_meta(&mut b, "cluster_id", &c)
-                .map_err(|e| e.to_string())?;
-            backend.write(b, true).map_err(|e| e.to_string())?;
-            tracing::info!(
-                member_id = %format!("{m:x}"),
-                cluster_id = %format!("{c:x}"),
-                "bootstrapping a new cluster"
-            );
+            persist_ids(&backend, m, c, "bootstrapping a new cluster")?;
             (m, c)
         }
     };
@@ -152,6 +128,24 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         transferring: Default::default(),
         metrics: Metrics::default(),
     }))
+}
+
+/// Records this member's and its cluster's IDs (durably) in a fresh data dir.
+fn persist_ids(backend: &Backend, member: u64, cluster: u64, what: &str) -> Result<(), String> {
+    let mut b = WriteBatch::default();
+    backend
+        .put_meta(&mut b, "member_id", &member)
+        .map_err(|e| e.to_string())?;
+    backend
+        .put_meta(&mut b, "cluster_id", &cluster)
+        .map_err(|e| e.to_string())?;
+    backend.write(b, true).map_err(|e| e.to_string())?;
+    tracing::info!(
+        member_id = %format!("{member:x}"),
+        cluster_id = %format!("{cluster:x}"),
+        "{what}"
+    );
+    Ok(())
 }
 
 /// Waits until a leader is known and this member's name and client URLs are published

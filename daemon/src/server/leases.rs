@@ -63,9 +63,7 @@ impl EtcdServer {
             .await?;
         match resp.response {
             Some(internal_response::Response::LeaseGrant(mut g)) => {
-                let mut h = self.header();
-                h.revision = g.header.map(|h| h.revision).unwrap_or(h.revision);
-                g.header = Some(h);
+                self.fill(&mut g.header);
                 Ok(g)
             }
             other => Err(EtcdError::Internal(format!(
@@ -86,9 +84,7 @@ impl EtcdServer {
             .await?;
         match resp.response {
             Some(internal_response::Response::LeaseRevoke(mut v)) => {
-                let mut h = self.header();
-                h.revision = v.header.map(|h| h.revision).unwrap_or(h.revision);
-                v.header = Some(h);
+                self.fill(&mut v.header);
                 Ok(v)
             }
             other => Err(EtcdError::Internal(format!(
