@@ -38,6 +38,40 @@ pub fn retcd_bin() -> PathBuf {
     bin
 }
 
+/// Path of our `etcdctl` (next to our `etcd`).
+pub fn our_etcdctl() -> PathBuf {
+    let bin = retcd_bin().with_file_name("etcdctl");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --workspace --bins)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `bin` (an etcdctl) with `--endpoints=ep` (bounded by a 60 s timeout).
+pub fn run_ctl(bin: &Path, ep: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("60")
+        .arg(bin)
+        .arg(format!("--endpoints={ep}"))
+        .args(args)
+        .env("ETCDCTL_API", "3")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn etcdctl");
+    if let Some(input) = stdin {
+        let mut si = child.stdin.take().expect("stdin");
+        si.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("etcdctl output")
+}
+
 /// Path of the real etcdctl 3.4.23 (`ETCDCTL_BIN` or `/usr/bin/etcdctl`).
 pub fn real_etcdctl() -> PathBuf {
     PathBuf::from(std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "/usr/bin/etcdctl".into()))
@@ -325,25 +359,7 @@ impl Drop for Member {
 
 /// Runs real etcdctl with `--endpoints=ep` (bounded by a 60 s timeout).
 pub fn etcdctl(ep: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new("timeout");
-    cmd.arg("60")
-        .arg(real_etcdctl())
-        .arg(format!("--endpoints={ep}"))
-        .args(args)
-        .env("ETCDCTL_API", "3")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn etcdctl");
-    if let Some(input) = stdin {
-        let mut si = child.stdin.take().expect("stdin");
-        si.write_all(input).expect("write stdin");
-    }
-    child.wait_with_output().expect("etcdctl output")
+    run_ctl(&real_etcdctl(), ep, args, stdin)
 }
 
 /// stdout as a string.

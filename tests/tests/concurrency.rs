@@ -36,7 +36,17 @@ fn etcdctl_lock_is_mutually_exclusive_and_elect_reports_the_leader() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Wait (bounded) until it holds the lock, then interrupt it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let o = etcdctl(&ep, &["get", "mylock/", "--prefix", "--keys-only"], None);
+        if out(&o).lines().filter(|l| !l.is_empty()).count() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lock never acquired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     unsafe {
         libc::kill(c.id() as i32, libc::SIGINT);
     }

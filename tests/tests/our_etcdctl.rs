@@ -1,0 +1,140 @@
+//! Our etcdctl against real etcdctl 3.4.23: the same script, each against its own fresh
+//! retcd member; stdout, `Error:` lines and exit codes must be identical (IDs masked).
+
+use retcd_tests::*;
+
+type Step = (&'static [&'static str], Option<&'static str>);
+
+const SCRIPT: &[Step] = &[
+    (&["put", "foo", "bar"], None),
+    (&["get", "foo"], None),
+    (&["put", "foo", "bar2", "-w", "json"], None),
+    (&["get", "nosuchkey"], None),
+    (&["get", "nosuchkey", "-w", "json"], None),
+    (&["put", "k/a", "1"], None),
+    (&["put", "k/b", "1"], None),
+    (&["put", "k/c", "2"], None),
+    (&["put", "k/a", "3"], None),
+    (&["get", "k/", "--prefix", "--keys-only"], None),
+    (&["get", "foo", "-w", "json"], None),
+    (&["get", "k/", "--prefix", "--limit=1", "-w", "json"], None),
+    (&["get", "k/", "--prefix", "--limit", "2"], None),
+    (&["get", "foo", "-w", "fields"], None),
+    (&["get", "k/", "--prefix", "-w", "fields"], None),
+    (
+        &[
+            "get",
+            "k/",
+            "--prefix",
+            "--sort-by=MODIFY",
+            "--order=DESCEND",
+        ],
+        None,
+    ),
+    (&["get", "k/", "--prefix", "--sort-by=VALUE"], None),
+    (
+        &[
+            "get",
+            "k/",
+            "--prefix",
+            "--sort-by=VERSION",
+            "--order=ASCEND",
+            "-w",
+            "json",
+        ],
+        None,
+    ),
+    (
+        &["get", "k/", "--prefix", "--sort-by=KEY", "--order=ASCEND"],
+        None,
+    ),
+    (&["get", "k/b", "--from-key"], None),
+    (&["get", "k/a", "--print-value-only"], None),
+    (&["get", "foo", "--rev=2"], None),
+    (&["get", "foo", "--consistency=s"], None),
+    (&["get", "", "--prefix", "--keys-only"], None),
+    (&["get", "k/a", "k/c"], None),
+    (&["get", "k/a", "--hex"], None),
+    (&["put", "foo", "bar3", "--prev-kv"], None),
+    (&["put", "foo", "bar4", "--prev-kv", "-w", "json"], None),
+    (&["put", "foo", "--ignore-value"], None),
+    (&["put", "stdin-key"], Some("from-stdin")),
+    (&["get", "stdin-key"], None),
+    (&["put", "nokey", "--ignore-value"], None),
+    (&["put", "q", "v", "--lease=1234"], None),
+    (&["put", "k", "v", "--lease=zz"], None),
+    (&["put", "onlykey"], None),
+    (&["put", "", "v"], None),
+    (&["get", "foo", "--rev=100000"], None),
+    (&["del", "nosuch"], None),
+    (&["del", "foo", "--prev-kv"], None),
+    (&["del", "k/", "--prefix", "--prev-kv", "-w", "json"], None),
+    (&["del", "k/", "--prefix"], None),
+    (&["get", "k/", "--prefix"], None),
+    (&["del", ""], None),
+    (&["del"], None),
+    (&["get"], None),
+    (&["get", "a", "--consistency=x"], None),
+    (&["get", "a", "--order=SIDEWAYS"], None),
+    (&["get", "a", "--sort-by=COLOR"], None),
+    (&["get", "a", "b", "--prefix"], None),
+    (&["get", "a", "--prefix", "--from-key"], None),
+    (&["nosuchcommand"], None),
+    (&["version"], None),
+];
+
+fn mask(s: &str) -> String {
+    let s = mask_json_fields(s, &["cluster_id", "member_id"]);
+    s.lines()
+        .map(|l| {
+            if l.starts_with("\"ClusterID\" : ") || l.starts_with("\"MemberID\" : ") {
+                format!("{} : N\n", l.split(" : ").next().unwrap_or(""))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+fn run(bin: &std::path::Path) -> Vec<(String, i32, String, String)> {
+    let m = Member::start(Flavor::Retcd);
+    SCRIPT
+        .iter()
+        .map(|(args, stdin)| {
+            let o = run_ctl(bin, &m.endpoint(), args, stdin.map(str::as_bytes));
+            (
+                format!("etcdctl {}", args.join(" ")),
+                o.status.code().unwrap_or(-1),
+                mask(&out(&o)),
+                err_lines(&o),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn our_etcdctl_prints_what_etcdctl_prints() {
+    let expected = run(&real_etcdctl());
+    let got = run(&our_etcdctl());
+    let mut failures = Vec::new();
+    for (e, g) in expected.iter().zip(got.iter()) {
+        // `version` names different releases on purpose.
+        if e.0 == "etcdctl version" {
+            assert_eq!(g.2, "etcdctl version: 3.5.17\nAPI version: 3.5\n");
+            continue;
+        }
+        if e != g {
+            failures.push(format!(
+                "{}\n  real etcdctl: exit {} stdout {:?} stderr {:?}\n  our etcdctl:  exit {} stdout {:?} stderr {:?}",
+                e.0, e.1, e.2, e.3, g.1, g.2, g.3
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} commands differ:\n{}",
+        failures.len(),
+        SCRIPT.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,43 @@
+//! `etcdctl del [options] <key> [range_end]`
+
+use crate::client::{Conn, Failure};
+use crate::etcdserverpb::DeleteRangeRequest;
+use crate::flags::{flag, Kind, Parsed, Spec};
+use crate::printer::{self, Format};
+
+pub const FLAGS: &[Spec] = &[
+    flag("prefix", Kind::Bool, "false"),
+    flag("prev-kv", Kind::Bool, "false"),
+    flag("from-key", Kind::Bool, "false"),
+];
+
+pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let args = &f.args;
+    if args.is_empty() || args.len() > 2 {
+        return Err(Failure::bad_args(
+            "del command needs one argument as key and an optional argument as range_end",
+        ));
+    }
+    let (key, range_end) = super::key_range(args, f.bool("prefix"), f.bool("from-key"))?;
+    let req = DeleteRangeRequest {
+        key,
+        range_end,
+        prev_kv: f.bool("prev-kv"),
+    };
+    let conn = Conn::open(f).await?;
+    let resp = conn.kv().delete_range(conn.req(req)).await?.into_inner();
+    let mut out = String::new();
+    match format {
+        Format::Json => {
+            out.push_str(&printer::delete_json(&resp));
+            out.push('\n');
+        }
+        _ => {
+            out.push_str(&format!("{}\n", resp.deleted));
+            for kv in &resp.prev_kvs {
+                printer::simple_kv(&mut out, kv, f.bool("hex"), false);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,80 @@
+//! One module per etcdctl command.
+
+pub mod del;
+pub mod get;
+pub mod put;
+pub mod version;
+
+use std::io::Read;
+
+use crate::client::Failure;
+
+/// etcdctl's `argOrStdin`: argument `i`, or all of standard input.
+pub fn arg_or_stdin(args: &[String], i: usize) -> Option<String> {
+    if let Some(a) = args.get(i) {
+        return Some(a.clone());
+    }
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).ok()?;
+    (!s.is_empty()).then_some(s)
+}
+
+/// The `[key, range_end)` of `--prefix` / `--from-key` / an explicit end, as clientv3 forms it.
+pub fn key_range(
+    args: &[String],
+    prefix: bool,
+    from_key: bool,
+) -> Result<(Vec<u8>, Vec<u8>), Failure> {
+    if prefix && from_key {
+        return Err(Failure::bad_args(
+            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
+        ));
+    }
+    let key = args
+        .first()
+        .map(|k| k.as_bytes().to_vec())
+        .unwrap_or_default();
+    if let Some(end) = args.get(1) {
+        if prefix || from_key {
+            return Err(Failure::bad_args(
+                "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+            ));
+        }
+        return Ok((key, end.as_bytes().to_vec()));
+    }
+    if prefix {
+        if key.is_empty() {
+            return Ok((vec![0], vec![0]));
+        }
+        return Ok((key.clone(), prefix_end(&key)));
+    }
+    if from_key {
+        if key.is_empty() {
+            return Ok((vec![0], vec![0]));
+        }
+        return Ok((key, vec![0]));
+    }
+    Ok((key, Vec::new()))
+}
+
+/// clientv3's `GetPrefixRangeEnd`.
+pub fn prefix_end(p: &[u8]) -> Vec<u8> {
+    let mut e = p.to_vec();
+    while let Some(last) = e.last_mut() {
+        if *last < 0xff {
+            *last += 1;
+            return e;
+        }
+        e.pop();
+    }
+    vec![0]
+}
+
+/// A lease ID as etcdctl parses it (hexadecimal).
+pub fn parse_lease(s: &str) -> Result<i64, Failure> {
+    i64::from_str_radix(s, 16).map_err(|_| {
+        Failure::bad_args(format!(
+            "bad lease ID (strconv.ParseInt: parsing {s:?}: invalid syntax), expecting ID in Hex"
+        ))
+    })
+}

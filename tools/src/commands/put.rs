@@ -1,0 +1,58 @@
+//! `etcdctl put [options] <key> <value>` (value from stdin when absent)
+
+use crate::client::{Conn, Failure};
+use crate::etcdserverpb::PutRequest;
+use crate::flags::{flag, Kind, Parsed, Spec};
+use crate::printer::{self, Format};
+
+pub const FLAGS: &[Spec] = &[
+    flag("lease", Kind::Value, "0"),
+    flag("prev-kv", Kind::Bool, "false"),
+    flag("ignore-value", Kind::Bool, "false"),
+    flag("ignore-lease", Kind::Bool, "false"),
+];
+
+pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let args = &f.args;
+    let needs = "put command needs 1 argument and input from stdin or 2 arguments";
+    let key = args
+        .first()
+        .ok_or_else(|| Failure::bad_args(needs))?
+        .clone();
+    let ignore_value = f.bool("ignore-value");
+    if ignore_value && args.len() > 1 {
+        return Err(Failure::bad_args(
+            "put command needs only 1 argument when 'ignore-value' is set",
+        ));
+    }
+    let value = if ignore_value {
+        String::new()
+    } else {
+        super::arg_or_stdin(args, 1).ok_or_else(|| Failure::bad_args(needs))?
+    };
+    let lease = super::parse_lease(&f.get("lease"))?;
+    let req = PutRequest {
+        key: key.into_bytes(),
+        value: value.into_bytes(),
+        lease,
+        prev_kv: f.bool("prev-kv"),
+        ignore_value,
+        ignore_lease: f.bool("ignore-lease"),
+    };
+    let conn = Conn::open(f).await?;
+    let resp = conn.kv().put(conn.req(req)).await?.into_inner();
+    let mut out = String::new();
+    match format {
+        Format::Json => {
+            out.push_str(&printer::put_json(&resp));
+            out.push('\n');
+        }
+        _ => {
+            out.push_str("OK\n");
+            if let Some(kv) = &resp.prev_kv {
+                printer::simple_kv(&mut out, kv, f.bool("hex"), false);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,66 @@
+//! Dispatching etcdctl's commands; errors printed as etcdctl prints them.
+
+use std::io::Write;
+
+use crate::client::Failure;
+use crate::commands;
+use crate::flags::{self, Spec};
+use crate::printer::Format;
+
+/// Runs etcdctl with `args` (without the program name); returns the exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(out.as_bytes());
+            let _ = stdout.flush();
+            0
+        }
+        Err(f) => {
+            eprintln!("Error: {}", f.message);
+            f.code
+        }
+    }
+}
+
+async fn run(args: Vec<String>) -> Result<String, Failure> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (words, rest) = flags::split_command(&args, 2);
+    let name = words.join(" ");
+    let own: &[Spec] = match name.as_str() {
+        "get" => commands::get::FLAGS,
+        "put" => commands::put::FLAGS,
+        "del" => commands::del::FLAGS,
+        "version" | "" => &[],
+        _ => {
+            let msg = format!("unknown command {:?} for \"etcdctl\"", words[0]);
+            eprintln!("Error: {msg}\nRun 'etcdctl --help' for usage.");
+            return Err(Failure::error(msg));
+        }
+    };
+    let specs: Vec<Spec> = flags::GLOBAL.iter().chain(own.iter()).copied().collect();
+    let f = flags::parse(&rest, &specs, &env).map_err(|e| {
+        eprintln!("Error: {e}\n");
+        Failure::error(e)
+    })?;
+    let format = Format::parse(&f.get("write-out")).map_err(Failure::bad_args)?;
+    match name.as_str() {
+        "get" => commands::get::run(&f, format).await,
+        "put" => commands::put::run(&f, format).await,
+        "del" => commands::del::run(&f, format).await,
+        "version" => Ok(commands::version::run()),
+        _ => Err(Failure::bad_args(
+            "a command is required; run 'etcdctl --help'",
+        )),
+    }
+}

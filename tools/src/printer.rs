@@ -1,0 +1,202 @@
+//! Every output format of etcdctl in one place: simple, json, fields (and protobuf later).
+//! JSON is what Go's encoding/json makes of etcd's gogoproto structs: fields in declaration
+//! order, zero values omitted, bytes as base64, 64-bit numbers unquoted.
+
+use base64::Engine;
+
+use crate::etcdserverpb::{DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader};
+use crate::mvccpb::KeyValue;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Simple,
+    Json,
+    Fields,
+    Table,
+    Protobuf,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Result<Format, String> {
+        Ok(match s {
+            "simple" => Format::Simple,
+            "json" => Format::Json,
+            "fields" => Format::Fields,
+            "table" => Format::Table,
+            "protobuf" => Format::Protobuf,
+            other => return Err(format!("unknown output format {other:?}")),
+        })
+    }
+}
+
+/// A JSON object built field by field, leaving out zero values as `omitempty` does.
+#[derive(Default)]
+pub struct Obj(Vec<String>);
+
+impl Obj {
+    pub fn num(mut self, k: &str, v: impl Into<i128>) -> Obj {
+        let v = v.into();
+        if v != 0 {
+            self.0.push(format!("\"{k}\":{v}"));
+        }
+        self
+    }
+
+    pub fn bytes(mut self, k: &str, v: &[u8]) -> Obj {
+        if !v.is_empty() {
+            let b = base64::engine::general_purpose::STANDARD.encode(v);
+            self.0.push(format!("\"{k}\":\"{b}\""));
+        }
+        self
+    }
+
+    pub fn boolean(mut self, k: &str, v: bool) -> Obj {
+        if v {
+            self.0.push(format!("\"{k}\":true"));
+        }
+        self
+    }
+
+    pub fn raw(mut self, k: &str, v: Option<String>) -> Obj {
+        if let Some(v) = v {
+            self.0.push(format!("\"{k}\":{v}"));
+        }
+        self
+    }
+
+    pub fn list(self, k: &str, items: Vec<String>) -> Obj {
+        if items.is_empty() {
+            return self;
+        }
+        self.raw(k, Some(format!("[{}]", items.join(","))))
+    }
+
+    pub fn done(self) -> String {
+        format!("{{{}}}", self.0.join(","))
+    }
+}
+
+pub fn header_json(h: &Option<ResponseHeader>) -> Option<String> {
+    h.as_ref().map(|h| {
+        Obj::default()
+            .num("cluster_id", h.cluster_id)
+            .num("member_id", h.member_id)
+            .num("revision", h.revision)
+            .num("raft_term", h.raft_term)
+            .done()
+    })
+}
+
+pub fn kv_json(kv: &KeyValue) -> String {
+    Obj::default()
+        .bytes("key", &kv.key)
+        .num("create_revision", kv.create_revision)
+        .num("mod_revision", kv.mod_revision)
+        .num("version", kv.version)
+        .bytes("value", &kv.value)
+        .num("lease", kv.lease)
+        .done()
+}
+
+pub fn range_json(r: &RangeResponse) -> String {
+    Obj::default()
+        .raw("header", header_json(&r.header))
+        .list("kvs", r.kvs.iter().map(kv_json).collect())
+        .boolean("more", r.more)
+        .num("count", r.count)
+        .done()
+}
+
+pub fn put_json(r: &PutResponse) -> String {
+    Obj::default()
+        .raw("header", header_json(&r.header))
+        .raw("prev_kv", r.prev_kv.as_ref().map(kv_json))
+        .done()
+}
+
+pub fn delete_json(r: &DeleteRangeResponse) -> String {
+    Obj::default()
+        .raw("header", header_json(&r.header))
+        .num("deleted", r.deleted)
+        .list("prev_kvs", r.prev_kvs.iter().map(kv_json).collect())
+        .done()
+}
+
+/// Go's `%q` (strconv.Quote).
+pub fn go_quote(b: &[u8]) -> String {
+    let mut out = String::from("\"");
+    let s = String::from_utf8_lossy(b);
+    if std::str::from_utf8(b).is_err() {
+        for &c in b {
+            push_byte(&mut out, c);
+        }
+    } else {
+        for ch in s.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\x07' => out.push_str("\\a"),
+                '\x08' => out.push_str("\\b"),
+                '\x0c' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\x0b' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn push_byte(out: &mut String, c: u8) {
+    match c {
+        b'"' => out.push_str("\\\""),
+        b'\\' => out.push_str("\\\\"),
+        0x20..=0x7e => out.push(c as char),
+        _ => out.push_str(&format!("\\x{c:02x}")),
+    }
+}
+
+/// `--hex`: bytes as hex escapes, as etcdctl prints them.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("\\x{c:02x}")).collect()
+}
+
+/// One key (unless `value_only`) and its value, each on its own line.
+pub fn simple_kv(out: &mut String, kv: &KeyValue, is_hex: bool, value_only: bool) {
+    let show = |b: &[u8]| {
+        if is_hex {
+            hex(b)
+        } else {
+            String::from_utf8_lossy(b).into_owned()
+        }
+    };
+    if !value_only {
+        out.push_str(&show(&kv.key));
+        out.push('\n');
+    }
+    out.push_str(&show(&kv.value));
+    out.push('\n');
+}
+
+pub fn fields_header(out: &mut String, h: &Option<ResponseHeader>) {
+    let h = (*h).unwrap_or_default();
+    out.push_str(&format!("\"ClusterID\" : {}\n", h.cluster_id));
+    out.push_str(&format!("\"MemberID\" : {}\n", h.member_id));
+    out.push_str(&format!("\"Revision\" : {}\n", h.revision));
+    out.push_str(&format!("\"RaftTerm\" : {}\n", h.raft_term));
+}
+
+pub fn fields_kv(out: &mut String, kv: &KeyValue) {
+    out.push_str(&format!("\"Key\" : {}\n", go_quote(&kv.key)));
+    out.push_str(&format!("\"CreateRevision\" : {}\n", kv.create_revision));
+    out.push_str(&format!("\"ModRevision\" : {}\n", kv.mod_revision));
+    out.push_str(&format!("\"Version\" : {}\n", kv.version));
+    out.push_str(&format!("\"Value\" : {}\n", go_quote(&kv.value)));
+    out.push_str(&format!("\"Lease\" : {}\n", kv.lease));
+}
