@@ -81,6 +81,21 @@ const SCRIPT: &[Step] = &[
     (&["get", "a", "--prefix", "--from-key"], None),
     (&["nosuchcommand"], None),
     (&["version"], None),
+    (&["put", "t1", "v1"], None),
+    (
+        &["txn"],
+        Some("value(\"t1\") = \"v1\"\nversion(\"t1\") = \"1\"\ncreate(\"t1\") > \"0\"\nmod(\"t1\") < \"1000\"\n\nput t2 yes\nget t1\n\nput t2 no\n\n"),
+    ),
+    (&["txn"], Some("value(\"t1\") = \"zz\"\n\nput t2 yes\n\nput t2 no\ndel t1\n\n")),
+    (&["txn", "-w", "json"], Some("version(\"t1\") > \"5\"\n\nput t3 x\n\nget t1\n\n")),
+    (&["put", "t1", "v1"], None),
+    (&["txn", "--interactive"], Some("value(\"t1\") = \"v1\"\n\nput t3 x\n\n\n")),
+    (&["txn", "-w", "json"], Some("mod(\"t3\") > \"1\"\nvalue(\"nokey\") != \"a\"\n\nput t4 y\ndel t3 --prev-kv\nget t --prefix\n\nput t5 z\n\n")),
+    (&["txn"], Some("\nput d1 a\nput d1 b\n\n\n")),
+    (&["txn"], Some("\nput \"quoted key\" 'single quoted'\nget \"quoted key\"\n\n\n")),
+    (&["txn"], Some("\nput q v --lease=abc\n\n\n")),
+    (&["txn"], Some("bogus(\"t1\") = \"1\"\n\n\n\n")),
+    (&["txn"], Some("\nfrob t1\n\n\n")),
 ];
 
 fn mask(s: &str) -> String {

@@ -41,6 +41,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "get" => commands::get::FLAGS,
         "put" => commands::put::FLAGS,
         "del" => commands::del::FLAGS,
+        "txn" => commands::txn::FLAGS,
         "version" | "" => &[],
         _ => {
             let msg = format!("unknown command {:?} for \"etcdctl\"", words[0]);
@@ -58,6 +59,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "get" => commands::get::run(&f, format).await,
         "put" => commands::put::run(&f, format).await,
         "del" => commands::del::run(&f, format).await,
+        "txn" => commands::txn::run(&f, format).await,
         "version" => Ok(commands::version::run()),
         _ => Err(Failure::bad_args(
             "a command is required; run 'etcdctl --help'",

@@ -200,3 +200,30 @@ pub fn fields_kv(out: &mut String, kv: &KeyValue) {
     out.push_str(&format!("\"Value\" : {}\n", go_quote(&kv.value)));
     out.push_str(&format!("\"Lease\" : {}\n", kv.lease));
 }
+
+pub fn txn_json(r: &crate::etcdserverpb::TxnResponse) -> String {
+    use crate::etcdserverpb::response_op::Response;
+    let ops = r
+        .responses
+        .iter()
+        .map(|op| {
+            let inner = match &op.response {
+                Some(Response::ResponseRange(x)) => {
+                    format!("{{\"ResponseRange\":{}}}", range_json(x))
+                }
+                Some(Response::ResponsePut(x)) => format!("{{\"ResponsePut\":{}}}", put_json(x)),
+                Some(Response::ResponseDeleteRange(x)) => {
+                    format!("{{\"ResponseDeleteRange\":{}}}", delete_json(x))
+                }
+                Some(Response::ResponseTxn(x)) => format!("{{\"ResponseTxn\":{}}}", txn_json(x)),
+                None => "null".to_string(),
+            };
+            format!("{{\"Response\":{inner}}}")
+        })
+        .collect();
+    Obj::default()
+        .raw("header", header_json(&r.header))
+        .boolean("succeeded", r.succeeded)
+        .list("responses", ops)
+        .done()
+}

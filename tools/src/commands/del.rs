@@ -11,7 +11,8 @@ pub const FLAGS: &[Spec] = &[
     flag("from-key", Kind::Bool, "false"),
 ];
 
-pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+/// The DeleteRange request `del` sends for these flags and arguments.
+pub fn build_request(f: &Parsed) -> Result<DeleteRangeRequest, Failure> {
     let args = &f.args;
     if args.is_empty() || args.len() > 2 {
         return Err(Failure::bad_args(
@@ -19,17 +20,30 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
         ));
     }
     let (key, range_end) = super::key_range(args, f.bool("prefix"), f.bool("from-key"))?;
-    let req = DeleteRangeRequest {
+    Ok(DeleteRangeRequest {
         key,
         range_end,
         prev_kv: f.bool("prev-kv"),
-    };
+    })
+}
+
+pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let req = build_request(f)?;
     let conn = Conn::open(f).await?;
     let resp = conn.kv().delete_range(conn.req(req)).await?.into_inner();
+    Ok(print(&resp, f, format))
+}
+
+/// Prints a DeleteRange response as `del` does.
+pub fn print(
+    resp: &crate::etcdserverpb::DeleteRangeResponse,
+    f: &Parsed,
+    format: Format,
+) -> String {
     let mut out = String::new();
     match format {
         Format::Json => {
-            out.push_str(&printer::delete_json(&resp));
+            out.push_str(&printer::delete_json(resp));
             out.push('\n');
         }
         _ => {
@@ -39,5 +53,5 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             }
         }
     }
-    Ok(out)
+    out
 }

@@ -18,7 +18,8 @@ pub const FLAGS: &[Spec] = &[
     flag("print-value-only", Kind::Bool, "false"),
 ];
 
-pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+/// The Range request `get` sends for these flags and arguments.
+pub fn build_request(f: &Parsed) -> Result<RangeRequest, Failure> {
     let args = &f.args;
     if args.is_empty() || args.len() > 2 {
         return Err(Failure::bad_args(
@@ -71,7 +72,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             .parse::<i64>()
             .map_err(|_| Failure::bad_args(format!("invalid argument {:?} for --{n}", f.get(n))))
     };
-    let req = RangeRequest {
+    Ok(RangeRequest {
         key,
         range_end,
         limit: num("limit")?,
@@ -82,13 +83,22 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
         keys_only: f.bool("keys-only"),
         count_only: f.bool("count-only"),
         ..Default::default()
-    };
+    })
+}
+
+pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let req = build_request(f)?;
     let conn = Conn::open(f).await?;
     let resp = conn.kv().range(conn.req(req)).await?.into_inner();
+    Ok(print(&resp, f, format))
+}
+
+/// Prints a Range response as `get` does.
+pub fn print(resp: &crate::etcdserverpb::RangeResponse, f: &Parsed, format: Format) -> String {
     let mut out = String::new();
     match format {
         Format::Json => {
-            out.push_str(&printer::range_json(&resp));
+            out.push_str(&printer::range_json(resp));
             out.push('\n');
         }
         Format::Fields => {
@@ -105,5 +115,5 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             }
         }
     }
-    Ok(out)
+    out
 }

@@ -3,6 +3,7 @@
 pub mod del;
 pub mod get;
 pub mod put;
+pub mod txn;
 pub mod version;
 
 use std::io::Read;

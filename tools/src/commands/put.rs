@@ -12,7 +12,8 @@ pub const FLAGS: &[Spec] = &[
     flag("ignore-lease", Kind::Bool, "false"),
 ];
 
-pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+/// The Put request `put` sends for these flags and arguments.
+pub fn build_request(f: &Parsed) -> Result<PutRequest, Failure> {
     let args = &f.args;
     let needs = "put command needs 1 argument and input from stdin or 2 arguments";
     let key = args
@@ -31,20 +32,29 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
         super::arg_or_stdin(args, 1).ok_or_else(|| Failure::bad_args(needs))?
     };
     let lease = super::parse_lease(&f.get("lease"))?;
-    let req = PutRequest {
+    Ok(PutRequest {
         key: key.into_bytes(),
         value: value.into_bytes(),
         lease,
         prev_kv: f.bool("prev-kv"),
         ignore_value,
         ignore_lease: f.bool("ignore-lease"),
-    };
+    })
+}
+
+pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let req = build_request(f)?;
     let conn = Conn::open(f).await?;
     let resp = conn.kv().put(conn.req(req)).await?.into_inner();
+    Ok(print(&resp, f, format))
+}
+
+/// Prints a Put response as `put` does.
+pub fn print(resp: &crate::etcdserverpb::PutResponse, f: &Parsed, format: Format) -> String {
     let mut out = String::new();
     match format {
         Format::Json => {
-            out.push_str(&printer::put_json(&resp));
+            out.push_str(&printer::put_json(resp));
             out.push('\n');
         }
         _ => {
@@ -54,5 +64,5 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             }
         }
     }
-    Ok(out)
+    out
 }

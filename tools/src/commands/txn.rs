@@ -1,0 +1,238 @@
+//! `etcdctl txn [options]`: compares, success ops and failure ops read from standard input,
+//! one per line, each section ended by an empty line (with `--interactive`, prompted).
+
+use std::io::BufRead;
+
+use crate::client::{Conn, Failure};
+use crate::etcdserverpb::{compare, request_op, response_op, Compare, RequestOp, TxnRequest};
+use crate::flags::{self, flag, Kind, Parsed, Spec};
+use crate::printer::{self, Format};
+
+pub const FLAGS: &[Spec] = &[flag("interactive", Kind::Bool, "false")];
+
+/// etcdctl's exit code for malformed input.
+const EXIT_INVALID_INPUT: i32 = 3;
+
+fn invalid(m: impl Into<String>) -> Failure {
+    Failure {
+        message: m.into(),
+        code: EXIT_INVALID_INPUT,
+    }
+}
+
+/// Reads the lines of one section (up to an empty line).
+fn section(input: &mut impl BufRead) -> Result<Vec<String>, Failure> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = input
+            .read_line(&mut line)
+            .map_err(|e| invalid(e.to_string()))?;
+        if n == 0 || !line.ends_with('\n') {
+            return Err(invalid("EOF"));
+        }
+        let line = line.trim_end_matches('\n').to_string();
+        if line.is_empty() {
+            return Ok(lines);
+        }
+        lines.push(line);
+    }
+}
+
+/// A Go `%q` string at the start of `s`: (value, rest).
+fn go_unquote(s: &str) -> Option<(String, &str)> {
+    let s = s.trim_start();
+    let body = s.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &body[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                '\\' => out.push('\\'),
+                '"' => out.push('"'),
+                other => {
+                    out.push('\\');
+                    out.push(other);
+                }
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+fn parse_compare(line: &str) -> Result<Compare, Failure> {
+    let bad = || invalid(format!("malformed comparison: {line}"));
+    let (target, rest) = line.split_once('(').ok_or_else(bad)?;
+    let (key, rest) = go_unquote(rest).ok_or_else(bad)?;
+    let rest = rest.strip_prefix(')').ok_or_else(bad)?;
+    let rest = rest.trim_start();
+    let (op, rest) = rest.split_once(' ').ok_or_else(bad)?;
+    let (val, _) = go_unquote(rest).ok_or_else(bad)?;
+    let result = match op {
+        "=" => compare::CompareResult::Equal,
+        "!=" => compare::CompareResult::NotEqual,
+        "<" => compare::CompareResult::Less,
+        ">" => compare::CompareResult::Greater,
+        _ => return Err(bad()),
+    };
+    let int = |v: &str| v.parse::<i64>().map_err(|_| bad());
+    use compare::{CompareTarget as T, TargetUnion as U};
+    let (t, u) = match target {
+        "ver" | "version" => (T::Version, U::Version(int(&val)?)),
+        "c" | "create" => (T::Create, U::CreateRevision(int(&val)?)),
+        "m" | "mod" => (T::Mod, U::ModRevision(int(&val)?)),
+        "val" | "value" => (T::Value, U::Value(val.into_bytes())),
+        "lease" => (T::Lease, U::Lease(super::parse_lease(&val)?)),
+        _ => {
+            return Err(invalid(format!(
+                "malformed comparison: {line} (unknown target {target})"
+            )))
+        }
+    };
+    Ok(Compare {
+        result: result as i32,
+        target: t as i32,
+        key: key.into_bytes(),
+        target_union: Some(u),
+        range_end: Vec::new(),
+    })
+}
+
+/// etcdctl's `argify`: whitespace-separated words, "double" (with escapes) or 'single' quoted.
+///
+/// etcdctl 3.4 cuts a single-quoted word to `word[1 : number of words - 1]` (it takes the
+/// length of the word list, not of the word); retcd's etcdctl does the same so that its
+/// output stays identical.
+fn argify(line: &str) -> Vec<String> {
+    let mut words: Vec<(String, bool)> = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        if rest.starts_with('"') {
+            if let Some((w, r)) = go_unquote(rest) {
+                words.push((w, false));
+                rest = r.trim_start();
+                continue;
+            }
+        }
+        if let Some(body) = rest.strip_prefix('\'') {
+            if let Some(end) = body.find('\'') {
+                words.push((format!("'{}'", &body[..end]), true));
+                rest = body[end + 1..].trim_start();
+                continue;
+            }
+        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        words.push((rest[..end].to_string(), false));
+        rest = rest[end..].trim_start();
+    }
+    let n = words.len();
+    words
+        .into_iter()
+        .map(|(w, single)| {
+            if !single {
+                return w;
+            }
+            let end = n.saturating_sub(1).clamp(1, w.len());
+            w.get(1..end).unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+fn parse_op(line: &str, env: &[(String, String)]) -> Result<RequestOp, Failure> {
+    let words = argify(line);
+    let (cmd, args) = words
+        .split_first()
+        .ok_or_else(|| invalid(format!("invalid txn request: {line}")))?;
+    let with = |own: &[Spec]| -> Result<Parsed, Failure> {
+        let specs: Vec<Spec> = flags::GLOBAL.iter().chain(own.iter()).copied().collect();
+        flags::parse(args, &specs, env).map_err(Failure::bad_args)
+    };
+    let request = match cmd.as_str() {
+        "get" => {
+            request_op::Request::RequestRange(super::get::build_request(&with(super::get::FLAGS)?)?)
+        }
+        "put" => {
+            request_op::Request::RequestPut(super::put::build_request(&with(super::put::FLAGS)?)?)
+        }
+        "del" => request_op::Request::RequestDeleteRange(super::del::build_request(&with(
+            super::del::FLAGS,
+        )?)?),
+        _ => return Err(invalid(format!("invalid txn request: {line}"))),
+    };
+    Ok(RequestOp {
+        request: Some(request),
+    })
+}
+
+pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let interactive = f.bool("interactive");
+    let mut out = String::new();
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let prompt = |out: &mut String, p: &str| {
+        if interactive {
+            out.push_str(p);
+            out.push('\n');
+        }
+    };
+    prompt(&mut out, "compares:");
+    let compare = section(&mut input)?
+        .iter()
+        .map(|l| parse_compare(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    prompt(&mut out, "success requests (get, put, del):");
+    let success = section(&mut input)?
+        .iter()
+        .map(|l| parse_op(l, &env))
+        .collect::<Result<Vec<_>, _>>()?;
+    prompt(&mut out, "failure requests (get, put, del):");
+    let failure = section(&mut input)?
+        .iter()
+        .map(|l| parse_op(l, &env))
+        .collect::<Result<Vec<_>, _>>()?;
+    let conn = Conn::open(f).await?;
+    let resp = conn
+        .kv()
+        .txn(conn.req(TxnRequest {
+            compare,
+            success,
+            failure,
+        }))
+        .await?
+        .into_inner();
+    match format {
+        Format::Json => {
+            out.push_str(&printer::txn_json(&resp));
+            out.push('\n');
+        }
+        _ => {
+            out.push_str(if resp.succeeded {
+                "SUCCESS\n"
+            } else {
+                "FAILURE\n"
+            });
+            for op in &resp.responses {
+                out.push('\n');
+                match &op.response {
+                    Some(response_op::Response::ResponseRange(r)) => {
+                        out.push_str(&super::get::print(r, f, format))
+                    }
+                    Some(response_op::Response::ResponsePut(r)) => {
+                        out.push_str(&super::put::print(r, f, format))
+                    }
+                    Some(response_op::Response::ResponseDeleteRange(r)) => {
+                        out.push_str(&super::del::print(r, f, format))
+                    }
+                    other => out.push_str(&format!("unexpected response {other:?}\n")),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
