@@ -96,6 +96,13 @@ const SCRIPT: &[Step] = &[
     (&["txn"], Some("\nput q v --lease=abc\n\n\n")),
     (&["txn"], Some("bogus(\"t1\") = \"1\"\n\n\n\n")),
     (&["txn"], Some("\nfrob t1\n\n\n")),
+    (&["compaction", "5"], None),
+    (&["get", "k/a", "--rev=2"], None),
+    (&["compaction", "3"], None),
+    (&["compaction", "100000"], None),
+    (&["compaction", "x"], None),
+    (&["compaction"], None),
+    (&["compaction", "--physical", "6"], None),
 ];
 
 fn mask(s: &str) -> String {
@@ -152,4 +159,76 @@ fn our_etcdctl_prints_what_etcdctl_prints() {
         SCRIPT.len(),
         failures.join("\n")
     );
+}
+
+/// A lease sequence; the lease ID each server picked is replaced by ID.
+fn lease_run(bin: &std::path::Path) -> Vec<(String, i32, String, String)> {
+    let m = Member::start(Flavor::Retcd);
+    let ep = m.endpoint();
+    let g = run_ctl(bin, &ep, &["lease", "grant", "100"], None);
+    let id = out(&g)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let dec = i64::from_str_radix(&id, 16).unwrap_or(0).to_string();
+    let lk = format!("--lease={id}");
+    let steps: Vec<Vec<&str>> = vec![
+        vec!["put", "lk1", "a", &lk],
+        vec!["put", "lk2", "b", &lk],
+        vec!["lease", "timetolive", &id],
+        vec!["lease", "timetolive", &id, "--keys"],
+        vec!["lease", "timetolive", &id, "-w", "json"],
+        vec!["lease", "keep-alive", "--once", &id],
+        vec!["lease", "list"],
+        vec!["lease", "revoke", &id],
+        vec!["lease", "revoke", &id],
+        vec!["lease", "timetolive", &id],
+        vec!["get", "lk", "--prefix"],
+        vec!["lease", "keep-alive", "--once", "5c10a1fbbcbbce0f"],
+        vec!["lease", "grant"],
+        vec!["lease", "grant", "x"],
+        vec!["lease", "revoke", "zz"],
+        vec!["lease", "timetolive"],
+    ];
+    let mut results = vec![(
+        "lease grant 100".to_string(),
+        g.status.code().unwrap_or(-1),
+        out(&g).replace(&id, "ID"),
+        err_lines(&g),
+    )];
+    for args in steps {
+        let o = run_ctl(bin, &ep, &args, None);
+        let mask = |s: String| {
+            mask_json_fields(
+                &s.replace(&id, "ID").replace(&dec, "DEC"),
+                &["cluster_id", "member_id"],
+            )
+        };
+        results.push((
+            format!("etcdctl {}", args.join(" ").replace(&id, "ID")),
+            o.status.code().unwrap_or(-1),
+            mask(out(&o)),
+            mask(err_lines(&o)),
+        ));
+    }
+    results
+}
+
+#[test]
+fn our_etcdctl_lease_commands_match() {
+    let expected = lease_run(&real_etcdctl());
+    let got = lease_run(&our_etcdctl());
+    let failures: Vec<String> = expected
+        .iter()
+        .zip(got.iter())
+        .filter(|(e, g)| e != g)
+        .map(|(e, g)| {
+            format!(
+                "{}\n  real etcdctl: exit {} stdout {:?} stderr {:?}\n  our etcdctl:  exit {} stdout {:?} stderr {:?}",
+                e.0, e.1, e.2, e.3, g.1, g.2, g.3
+            )
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

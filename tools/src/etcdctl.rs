@@ -42,6 +42,10 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "put" => commands::put::FLAGS,
         "del" => commands::del::FLAGS,
         "txn" => commands::txn::FLAGS,
+        "compaction" => commands::compaction::FLAGS,
+        "lease grant" | "lease revoke" | "lease timetolive" | "lease list" | "lease keep-alive" => {
+            commands::lease::FLAGS
+        }
         "version" | "" => &[],
         _ => {
             let msg = format!("unknown command {:?} for \"etcdctl\"", words[0]);
@@ -60,6 +64,8 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "put" => commands::put::run(&f, format).await,
         "del" => commands::del::run(&f, format).await,
         "txn" => commands::txn::run(&f, format).await,
+        "compaction" => commands::compaction::run(&f).await,
+        n if n.starts_with("lease ") => commands::lease::run(&words[1], &f, format).await,
         "version" => Ok(commands::version::run()),
         _ => Err(Failure::bad_args(
             "a command is required; run 'etcdctl --help'",

@@ -1,7 +1,9 @@
 //! One module per etcdctl command.
 
+pub mod compaction;
 pub mod del;
 pub mod get;
+pub mod lease;
 pub mod put;
 pub mod txn;
 pub mod version;
