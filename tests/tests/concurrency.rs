@@ -36,27 +36,25 @@ fn etcdctl_lock_is_mutually_exclusive_and_elect_reports_the_leader() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (bounded) until it holds the lock, then interrupt it.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let o = etcdctl(&ep, &["get", "mylock/", "--prefix", "--keys-only"], None);
-        if out(&o).lines().filter(|l| !l.is_empty()).count() == 1 {
-            break;
+    // Wait (bounded) until it prints the key it holds, then interrupt it.
+    let stdout = c.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        if let Some(Ok(l)) = lines.next() {
+            let _ = tx.send(l);
         }
-        assert!(Instant::now() < deadline, "lock never acquired");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("etcdctl lock printed its key");
     unsafe {
         libc::kill(c.id() as i32, libc::SIGINT);
     }
     let _ = c.wait();
-    let mut s = String::new();
-    std::io::Read::read_to_string(c.stdout.as_mut().unwrap(), &mut s).unwrap();
-    let line = s.lines().next().unwrap_or_default();
     assert!(
         line.starts_with("mylock/") && line.len() == "mylock/".len() + 16,
-        "{s:?}"
+        "{line:?}"
     );
 
     // elect: a campaigner, and a listener that reports it.
