@@ -232,3 +232,90 @@ fn our_etcdctl_lease_commands_match() {
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Masks what legitimately differs between two runs: timings and database sizes.
+fn mask_volatile(s: &str) -> String {
+    let mut out = String::new();
+    for line in s.lines() {
+        let mut l = line.to_string();
+        if let Some(i) = l.find("took = ") {
+            l.truncate(i + "took = ".len());
+            l.push('T');
+        }
+        for f in ["dbSize", "dbSizeInUse"] {
+            l = mask_json_fields(&l, &[f]);
+        }
+        // "120 kB" style sizes in simple and table output.
+        let words: Vec<String> = l.split(' ').map(|w| w.to_string()).collect();
+        let mut masked = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let unit = words
+                .get(i + 1)
+                .map(|u| u.trim_end_matches(','))
+                .unwrap_or("");
+            if ["B", "kB", "MB", "GB"].contains(&unit) && words[i].parse::<f64>().is_ok() {
+                masked.push("SIZE".to_string());
+                masked.push(words[i + 1].replace(unit, "U"));
+                i += 2;
+                continue;
+            }
+            masked.push(words[i].clone());
+            i += 1;
+        }
+        out.push_str(&masked.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn our_etcdctl_member_and_endpoint_commands_match() {
+    let c = Cluster::start(Flavor::Retcd, 3);
+    let ep = c.members[0].endpoint();
+    let url = c.members[0].client_url();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["member".into(), "list".into()],
+        vec!["member".into(), "list".into(), "-w".into(), "table".into()],
+        vec!["member".into(), "list".into(), "-w".into(), "json".into()],
+        vec!["endpoint".into(), "status".into()],
+        vec![
+            "endpoint".into(),
+            "status".into(),
+            "-w".into(),
+            "json".into(),
+        ],
+        vec![
+            "endpoint".into(),
+            "status".into(),
+            "--cluster".into(),
+            "-w".into(),
+            "table".into(),
+        ],
+        vec!["endpoint".into(), "status".into(), "--cluster".into()],
+        vec!["endpoint".into(), "health".into()],
+        vec!["endpoint".into(), "health".into(), "--cluster".into()],
+        vec![
+            format!("--endpoints={url}"),
+            "endpoint".into(),
+            "status".into(),
+        ],
+    ];
+    let mut failures = Vec::new();
+    for args in &cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let real = run_ctl(&real_etcdctl(), &ep, &a, None);
+        let ours = run_ctl(&our_etcdctl(), &ep, &a, None);
+        let view = |o: &std::process::Output| {
+            let mut errs: Vec<String> = err_lines(o).lines().map(mask_volatile).collect();
+            // Health lines come in completion order: compare them as a set.
+            errs.sort();
+            (o.status.code(), mask_volatile(&out(o)), errs)
+        };
+        let (r, o) = (view(&real), view(&ours));
+        if r != o {
+            failures.push(format!("{}\n  real: {r:?}\n  ours: {o:?}", a.join(" ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

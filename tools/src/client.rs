@@ -97,6 +97,28 @@ impl Conn {
         Err(Failure::error("context deadline exceeded"))
     }
 
+    /// A connection to one endpoint, with the timeouts of `f`.
+    pub async fn open_endpoint(f: &Parsed, ep: &str) -> Result<Conn, Failure> {
+        let dial = duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2));
+        let command_timeout = duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5));
+        let url = if ep.contains("://") {
+            ep.to_string()
+        } else {
+            format!("http://{ep}")
+        };
+        let e = Endpoint::from_shared(url)
+            .map_err(|e| Failure::error(e.to_string()))?
+            .connect_timeout(dial)
+            .tcp_nodelay(true);
+        match tokio::time::timeout(dial, e.connect()).await {
+            Ok(Ok(channel)) => Ok(Conn {
+                channel,
+                command_timeout,
+            }),
+            _ => Err(Failure::error("context deadline exceeded")),
+        }
+    }
+
     pub fn kv(&self) -> KvClient<Channel> {
         KvClient::new(self.channel.clone())
     }

@@ -27,6 +27,9 @@ pub const fn flag(name: &'static str, kind: Kind, default: &'static str) -> Spec
     }
 }
 
+/// Flags that are lists (pflag's StringSlice): repeating them appends.
+const SLICE_FLAGS: &[&str] = &["endpoints"];
+
 /// The global flags of etcdctl.
 pub const GLOBAL: &[Spec] = &[
     flag("endpoints", Kind::Value, "127.0.0.1:2379"),
@@ -111,6 +114,7 @@ pub fn parse(args: &[String], specs: &[Spec], env: &[(String, String)]) -> Resul
     }
     let mut i = 0;
     let mut only_args = false;
+    let mut from_flags: Vec<&'static str> = Vec::new();
     while i < args.len() {
         let a = &args[i];
         i += 1;
@@ -157,7 +161,14 @@ pub fn parse(args: &[String], specs: &[Spec], env: &[(String, String)]) -> Resul
                 None => return Err(format!("flag needs an argument: --{}", spec.name)),
             },
         };
-        p.values.insert(spec.name, value);
+        // A string-slice flag given again appends, as pflag does.
+        if SLICE_FLAGS.contains(&spec.name) && from_flags.contains(&spec.name) {
+            let prev = p.values.get(spec.name).cloned().unwrap_or_default();
+            p.values.insert(spec.name, format!("{prev},{value}"));
+        } else {
+            p.values.insert(spec.name, value);
+        }
+        from_flags.push(spec.name);
     }
     Ok(p)
 }

@@ -227,3 +227,62 @@ pub fn txn_json(r: &crate::etcdserverpb::TxnResponse) -> String {
         .list("responses", ops)
         .done()
 }
+
+/// A table as etcdctl draws them (olekukonko/tablewriter): headers centered, every cell
+/// right-aligned, `+---+` rules.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            rows.iter()
+                .map(|r| r.get(i).map(|c| c.chars().count()).unwrap_or(0))
+                .chain(std::iter::once(h.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+\n";
+    let mut out = rule.clone();
+    for (h, w) in headers.iter().zip(&widths) {
+        let pad = w - h.chars().count();
+        let left = pad / 2;
+        out.push_str(&format!(
+            "| {}{}{} ",
+            " ".repeat(left),
+            h,
+            " ".repeat(pad - left)
+        ));
+    }
+    out.push_str("|\n");
+    out.push_str(&rule);
+    for r in rows {
+        for (c, w) in r.iter().zip(&widths) {
+            out.push_str(&format!("| {c:>w$} "));
+        }
+        out.push_str("|\n");
+    }
+    out.push_str(&rule);
+    out
+}
+
+/// go-humanize's `Bytes` (SI units), as etcdctl prints database sizes.
+pub fn human_bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    if n < 10.0 {
+        return format!("{} B", n as i64);
+    }
+    let sizes = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let e = (n.ln() / 1000f64.ln()).floor() as usize;
+    let e = e.min(sizes.len() - 1);
+    let val = (n / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{val:.1} {}", sizes[e])
+    } else {
+        format!("{val:.0} {}", sizes[e])
+    }
+}

@@ -1,0 +1,198 @@
+//! `etcdctl endpoint status|health [--cluster]`
+
+use std::time::Instant;
+
+use crate::client::{status_message, Conn, Failure};
+use crate::etcdserverpb::kv_client::KvClient;
+use crate::etcdserverpb::maintenance_client::MaintenanceClient;
+use crate::etcdserverpb::{RangeRequest, StatusRequest, StatusResponse};
+use crate::flags::{flag, Kind, Parsed, Spec};
+use crate::printer::{self, header_json, Format, Obj};
+
+pub const FLAGS: &[Spec] = &[flag("cluster", Kind::Bool, "false")];
+
+/// The endpoints to ask: `--endpoints`, or with `--cluster` every member's client URLs.
+async fn endpoints(f: &Parsed) -> Result<Vec<String>, Failure> {
+    let given: Vec<String> = f
+        .get("endpoints")
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !f.bool("cluster") {
+        return Ok(given);
+    }
+    let conn = Conn::open(f).await?;
+    let (_, ms) = super::member::members(&conn).await?;
+    Ok(ms.into_iter().flat_map(|m| m.client_ur_ls).collect())
+}
+
+async fn conn_to(f: &Parsed, ep: &str) -> Result<Conn, Failure> {
+    Conn::open_endpoint(f, ep).await
+}
+
+fn status_json(ep: &str, s: &StatusResponse) -> String {
+    let status = Obj::default()
+        .raw("header", header_json(&s.header))
+        .raw(
+            "version",
+            (!s.version.is_empty()).then(|| format!("{:?}", s.version)),
+        )
+        .num("dbSize", s.db_size)
+        .num("leader", s.leader)
+        .num("raftIndex", s.raft_index)
+        .num("raftTerm", s.raft_term)
+        .num("raftAppliedIndex", s.raft_applied_index)
+        .list(
+            "errors",
+            s.errors.iter().map(|e| format!("{e:?}")).collect(),
+        )
+        .num("dbSizeInUse", s.db_size_in_use)
+        .boolean("isLearner", s.is_learner)
+        .done();
+    format!("{{\"Endpoint\":{ep:?},\"Status\":{status}}}")
+}
+
+pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
+    match sub {
+        "status" => status(f, format).await,
+        "health" => health(f).await,
+        other => Err(Failure::bad_args(format!(
+            "endpoint {other} is not supported yet by retcd's etcdctl"
+        ))),
+    }
+}
+
+async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let mut rows = Vec::new();
+    for ep in endpoints(f).await? {
+        let conn = match conn_to(f, &ep).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("Failed to get the status of endpoint {ep} ({})", e.message);
+                continue;
+            }
+        };
+        match MaintenanceClient::new(conn.channel.clone())
+            .status(conn.req(StatusRequest {}))
+            .await
+        {
+            Ok(r) => rows.push((ep, r.into_inner())),
+            Err(s) => eprintln!(
+                "Failed to get the status of endpoint {ep} ({})",
+                status_message(&s)
+            ),
+        }
+    }
+    let member_id = |s: &StatusResponse| s.header.as_ref().map(|h| h.member_id).unwrap_or(0);
+    Ok(match format {
+        Format::Json => {
+            let items: Vec<String> = rows.iter().map(|(ep, s)| status_json(ep, s)).collect();
+            format!("[{}]\n", items.join(","))
+        }
+        Format::Table => {
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|(ep, s)| {
+                    vec![
+                        ep.clone(),
+                        format!("{:x}", member_id(s)),
+                        s.version.clone(),
+                        printer::human_bytes(s.db_size),
+                        (s.leader == member_id(s)).to_string(),
+                        s.is_learner.to_string(),
+                        s.raft_term.to_string(),
+                        s.raft_index.to_string(),
+                        s.raft_applied_index.to_string(),
+                        s.errors.join(", "),
+                    ]
+                })
+                .collect();
+            printer::table(
+                &[
+                    "ENDPOINT",
+                    "ID",
+                    "VERSION",
+                    "DB SIZE",
+                    "IS LEADER",
+                    "IS LEARNER",
+                    "RAFT TERM",
+                    "RAFT INDEX",
+                    "RAFT APPLIED INDEX",
+                    "ERRORS",
+                ],
+                &cells,
+            )
+        }
+        _ => rows
+            .iter()
+            .map(|(ep, s)| {
+                format!(
+                    "{}, {:x}, {}, {}, {}, {}, {}, {}, {}, {}\n",
+                    ep,
+                    member_id(s),
+                    s.version,
+                    printer::human_bytes(s.db_size),
+                    s.leader == member_id(s),
+                    s.is_learner,
+                    s.raft_term,
+                    s.raft_index,
+                    s.raft_applied_index,
+                    s.errors.join(", ")
+                )
+            })
+            .collect(),
+    })
+}
+
+/// Go's `time.Duration` string for sub-second durations (e.g. `1.244878ms`).
+fn go_duration(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        trim(format!("{:.3}", ns as f64 / 1e3)) + "µs"
+    } else if ns < 1_000_000_000 {
+        trim(format!("{:.6}", ns as f64 / 1e6)) + "ms"
+    } else {
+        trim(format!("{:.9}", ns as f64 / 1e9)) + "s"
+    }
+}
+
+fn trim(s: String) -> String {
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// etcdctl prints health results on standard error.
+async fn health(f: &Parsed) -> Result<String, Failure> {
+    let mut healthy = true;
+    for ep in endpoints(f).await? {
+        let started = Instant::now();
+        let res = match conn_to(f, &ep).await {
+            Ok(conn) => KvClient::new(conn.channel.clone())
+                .range(conn.req(RangeRequest {
+                    key: b"health".to_vec(),
+                    ..Default::default()
+                }))
+                .await
+                .map(|_| ())
+                .map_err(|s| format!("rpc error: code = {:?} desc = {}", s.code(), s.message())),
+            Err(e) => Err(e.message),
+        };
+        match res {
+            Ok(()) => eprintln!(
+                "{ep} is healthy: successfully committed proposal: took = {}",
+                go_duration(started.elapsed())
+            ),
+            Err(e) => {
+                healthy = false;
+                eprintln!("{ep} is unhealthy: failed to commit proposal: {e}");
+            }
+        }
+    }
+    if healthy {
+        Ok(String::new())
+    } else {
+        Err(Failure::error("unhealthy cluster"))
+    }
+}
