@@ -593,3 +593,36 @@ pub fn json_u64(s: &str, field: &str) -> Option<u64> {
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
+
+/// Masks cluster and member IDs in etcdctl output (JSON fields and `-w fields` lines), so
+/// outputs from two different clusters compare equal where only IDs differ.
+pub fn mask_ids(s: &str) -> String {
+    let s = mask_json_fields(s, &["cluster_id", "member_id"]);
+    s.lines()
+        .map(|l| {
+            if l.starts_with("\"ClusterID\" : ") || l.starts_with("\"MemberID\" : ") {
+                format!("{} : N\n", l.split(" : ").next().unwrap_or(""))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+/// One command's outcome: (command, exit code, stdout, stderr's non-log lines).
+pub type Outcome = (String, i32, String, String);
+
+/// Pairs of outcomes that differ, described for an assertion message.
+pub fn differences(expected: &[Outcome], got: &[Outcome], left: &str, right: &str) -> Vec<String> {
+    expected
+        .iter()
+        .zip(got.iter())
+        .filter(|(e, g)| e != g)
+        .map(|(e, g)| {
+            format!(
+                "{}\n  {left}: exit {} stdout {:?} stderr {:?}\n  {right}: exit {} stdout {:?} stderr {:?}",
+                e.0, e.1, e.2, e.3, g.1, g.2, g.3
+            )
+        })
+        .collect()
+}

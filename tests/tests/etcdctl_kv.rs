@@ -87,20 +87,7 @@ const SCRIPT: &[Step] = &[
     (&["nosuchcommand"], None),
 ];
 
-fn mask(s: &str) -> String {
-    let s = mask_json_fields(s, &["cluster_id", "member_id"]);
-    s.lines()
-        .map(|l| {
-            if l.starts_with("\"ClusterID\" : ") || l.starts_with("\"MemberID\" : ") {
-                format!("{} : N\n", l.split(" : ").next().unwrap_or(""))
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect()
-}
-
-fn run_script(m: &Member) -> Vec<(String, i32, String, String)> {
+fn run_script(m: &Member) -> Vec<Outcome> {
     SCRIPT
         .iter()
         .map(|(args, stdin)| {
@@ -108,7 +95,7 @@ fn run_script(m: &Member) -> Vec<(String, i32, String, String)> {
             (
                 format!("etcdctl {}", args.join(" ")),
                 o.status.code().unwrap_or(-1),
-                mask(&out(&o)),
+                mask_ids(&out(&o)),
                 err_lines(&o),
             )
         })
@@ -122,15 +109,7 @@ fn etcdctl_outputs_match_real_etcd_byte_for_byte() {
     drop(real);
     let ours = Member::start(Flavor::Retcd);
     let got = run_script(&ours);
-    let mut failures = Vec::new();
-    for (e, g) in expected.iter().zip(got.iter()) {
-        if e != g {
-            failures.push(format!(
-                "{}\n  real etcd: exit {} stdout {:?} stderr {:?}\n  retcd:     exit {} stdout {:?} stderr {:?}",
-                e.0, e.1, e.2, e.3, g.1, g.2, g.3
-            ));
-        }
-    }
+    let failures = differences(&expected, &got, "real etcd", "retcd    ");
     assert!(
         failures.is_empty(),
         "{} of {} etcdctl commands differ:\n{}\n--- retcd log ---\n{}",

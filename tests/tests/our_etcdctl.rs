@@ -105,20 +105,7 @@ const SCRIPT: &[Step] = &[
     (&["compaction", "--physical", "6"], None),
 ];
 
-fn mask(s: &str) -> String {
-    let s = mask_json_fields(s, &["cluster_id", "member_id"]);
-    s.lines()
-        .map(|l| {
-            if l.starts_with("\"ClusterID\" : ") || l.starts_with("\"MemberID\" : ") {
-                format!("{} : N\n", l.split(" : ").next().unwrap_or(""))
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect()
-}
-
-fn run(bin: &std::path::Path) -> Vec<(String, i32, String, String)> {
+fn run(bin: &std::path::Path) -> Vec<Outcome> {
     let m = Member::start(Flavor::Retcd);
     SCRIPT
         .iter()
@@ -127,7 +114,7 @@ fn run(bin: &std::path::Path) -> Vec<(String, i32, String, String)> {
             (
                 format!("etcdctl {}", args.join(" ")),
                 o.status.code().unwrap_or(-1),
-                mask(&out(&o)),
+                mask_ids(&out(&o)),
                 err_lines(&o),
             )
         })
@@ -162,7 +149,7 @@ fn our_etcdctl_prints_what_etcdctl_prints() {
 }
 
 /// A lease sequence; the lease ID each server picked is replaced by ID.
-fn lease_run(bin: &std::path::Path) -> Vec<(String, i32, String, String)> {
+fn lease_run(bin: &std::path::Path) -> Vec<Outcome> {
     let m = Member::start(Flavor::Retcd);
     let ep = m.endpoint();
     let g = run_ctl(bin, &ep, &["lease", "grant", "100"], None);
@@ -219,17 +206,7 @@ fn lease_run(bin: &std::path::Path) -> Vec<(String, i32, String, String)> {
 fn our_etcdctl_lease_commands_match() {
     let expected = lease_run(&real_etcdctl());
     let got = lease_run(&our_etcdctl());
-    let failures: Vec<String> = expected
-        .iter()
-        .zip(got.iter())
-        .filter(|(e, g)| e != g)
-        .map(|(e, g)| {
-            format!(
-                "{}\n  real etcdctl: exit {} stdout {:?} stderr {:?}\n  our etcdctl:  exit {} stdout {:?} stderr {:?}",
-                e.0, e.1, e.2, e.3, g.1, g.2, g.3
-            )
-        })
-        .collect();
+    let failures = differences(&expected, &got, "real etcdctl", "our etcdctl ");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
