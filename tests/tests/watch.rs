@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use retcd_tests::*;
 
-fn spawn_watch(ep: &str, args: &[&str]) -> Child {
-    Command::new(real_etcdctl())
+fn spawn_watch(bin: &std::path::Path, ep: &str, args: &[&str]) -> Child {
+    Command::new(bin)
         .arg(format!("--endpoints={ep}"))
         .arg("watch")
         .args(args)
@@ -37,7 +37,7 @@ fn finish(mut c: Child) -> (i32, String, String) {
     (o.status.code().unwrap_or(-1), mask(&out(&o)), err_lines(&o))
 }
 
-fn scenario(flavor: Flavor) -> Vec<(String, (i32, String, String))> {
+fn scenario(flavor: Flavor, bin: &std::path::Path) -> Vec<(String, (i32, String, String))> {
     let m = Member::start(flavor);
     let ep = m.endpoint();
     let live: Vec<(&str, Vec<&str>)> = vec![
@@ -49,7 +49,7 @@ fn scenario(flavor: Flavor) -> Vec<(String, (i32, String, String))> {
     ];
     let watchers: Vec<(String, Child)> = live
         .iter()
-        .map(|(n, a)| (n.to_string(), spawn_watch(&ep, a)))
+        .map(|(n, a)| (n.to_string(), spawn_watch(bin, &ep, a)))
         .collect();
     std::thread::sleep(Duration::from_millis(800));
     for args in [
@@ -68,15 +68,15 @@ fn scenario(flavor: Flavor) -> Vec<(String, (i32, String, String))> {
     let mut results: Vec<(String, (i32, String, String))> =
         watchers.into_iter().map(|(n, c)| (n, finish(c))).collect();
     // Replay history from a revision.
-    let c = spawn_watch(&ep, &["--prefix", "w", "--rev=2", "-w", "json"]);
+    let c = spawn_watch(bin, &ep, &["--prefix", "w", "--rev=2", "-w", "json"]);
     std::thread::sleep(Duration::from_millis(800));
     results.push(("replay json".into(), finish(c)));
-    let c = spawn_watch(&ep, &["w1", "--rev=3", "--prev-kv"]);
+    let c = spawn_watch(bin, &ep, &["w1", "--rev=3", "--prev-kv"]);
     std::thread::sleep(Duration::from_millis(800));
     results.push(("replay prev-kv".into(), finish(c)));
     // A compacted start revision cancels the watch: exit code 5.
     assert!(m.etcdctl(&["compaction", "5"]).status.success());
-    let c = spawn_watch(&ep, &["--prefix", "w", "--rev=2"]);
+    let c = spawn_watch(bin, &ep, &["--prefix", "w", "--rev=2"]);
     std::thread::sleep(Duration::from_millis(800));
     results.push(("compacted".into(), finish(c)));
     results
@@ -84,8 +84,8 @@ fn scenario(flavor: Flavor) -> Vec<(String, (i32, String, String))> {
 
 #[test]
 fn watch_output_matches_real_etcd() {
-    let expected = scenario(Flavor::RealEtcd);
-    let got = scenario(Flavor::Retcd);
+    let expected = scenario(Flavor::RealEtcd, &real_etcdctl());
+    let got = scenario(Flavor::Retcd, &real_etcdctl());
     let mut failures = Vec::new();
     for (e, g) in expected.iter().zip(got.iter()) {
         if e != g {
@@ -103,4 +103,20 @@ fn watch_output_matches_real_etcd() {
         got[7].1 .2,
         "watch was canceled (etcdserver: mvcc: required revision has been compacted)\nError: watch is canceled by the server\n"
     );
+}
+
+#[test]
+fn our_etcdctl_watch_matches_real_etcdctl() {
+    let expected = scenario(Flavor::Retcd, &real_etcdctl());
+    let got = scenario(Flavor::Retcd, &our_etcdctl());
+    let mut failures = Vec::new();
+    for (e, g) in expected.iter().zip(got.iter()) {
+        if e != g {
+            failures.push(format!(
+                "{}:\n  real etcdctl: {:?}\n  our etcdctl:  {:?}",
+                e.0, e.1, g.1
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

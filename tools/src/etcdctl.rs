@@ -43,6 +43,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "del" => commands::del::FLAGS,
         "txn" => commands::txn::FLAGS,
         "compaction" => commands::compaction::FLAGS,
+        "watch" => commands::watch::FLAGS,
         "member list" => commands::member::FLAGS,
         "endpoint status" | "endpoint health" => commands::endpoint::FLAGS,
         "lease grant" | "lease revoke" | "lease timetolive" | "lease list" | "lease keep-alive" => {
@@ -67,6 +68,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "del" => commands::del::run(&f, format).await,
         "txn" => commands::txn::run(&f, format).await,
         "compaction" => commands::compaction::run(&f).await,
+        "watch" => commands::watch::run(&f, format).await,
         n if n.starts_with("member ") => commands::member::run(&words[1], &f, format).await,
         n if n.starts_with("endpoint ") => commands::endpoint::run(&words[1], &f, format).await,
         n if n.starts_with("lease ") => commands::lease::run(&words[1], &f, format).await,

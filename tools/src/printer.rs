@@ -286,3 +286,28 @@ pub fn human_bytes(n: i64) -> String {
         format!("{val:.0} {}", sizes[e])
     }
 }
+
+pub fn event_json(e: &crate::mvccpb::Event) -> String {
+    Obj::default()
+        .num("type", e.r#type)
+        .raw("kv", e.kv.as_ref().map(kv_json))
+        .raw("prev_kv", e.prev_kv.as_ref().map(kv_json))
+        .done()
+}
+
+/// clientv3's WatchResponse as encoding/json writes it (capitalised Go field names).
+pub fn watch_json(r: &crate::etcdserverpb::WatchResponse) -> String {
+    let events: Vec<String> = r.events.iter().map(event_json).collect();
+    format!(
+        "{{\"Header\":{},\"Events\":{},\"CompactRevision\":{},\"Canceled\":{},\"Created\":{}}}",
+        header_json(&r.header).unwrap_or_else(|| "{}".into()),
+        if events.is_empty() {
+            "null".to_string()
+        } else {
+            format!("[{}]", events.join(","))
+        },
+        r.compact_revision,
+        r.canceled,
+        r.created
+    )
+}

@@ -9,6 +9,7 @@ pub mod member;
 pub mod put;
 pub mod txn;
 pub mod version;
+pub mod watch;
 
 use std::io::Read;
 
