@@ -296,3 +296,118 @@ fn our_etcdctl_member_and_endpoint_commands_match() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn our_etcdctl_member_changes() {
+    let c = Cluster::start(Flavor::Retcd, 3);
+    let ep = c.members[0].endpoint();
+    let ours = our_etcdctl();
+    let cluster = json_u64(
+        &out(&etcdctl(&ep, &["endpoint", "status", "-w", "json"], None)),
+        "cluster_id",
+    )
+    .unwrap();
+    // Argument errors: identical to real etcdctl.
+    for args in [
+        vec!["member", "remove"],
+        vec!["member", "remove", "zz"],
+        vec!["member", "add", "x"],
+        vec!["member", "update", "1"],
+        vec!["member", "promote", "nothex"],
+    ] {
+        let r = etcdctl(&ep, &args, None);
+        let o = run_ctl(&ours, &ep, &args, None);
+        assert_eq!(
+            (o.status.code(), err_lines(&o)),
+            (r.status.code(), err_lines(&r)),
+            "{args:?}"
+        );
+    }
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let mut add = None;
+    for _ in 0..30 {
+        let o = run_ctl(
+            &ours,
+            &ep,
+            &[
+                "member",
+                "add",
+                "m4",
+                "--learner",
+                &format!("--peer-urls={url}"),
+            ],
+            None,
+        );
+        if o.status.success() {
+            add = Some(out(&o));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let add = add.expect("member add succeeded");
+    let lines: Vec<&str> = add.lines().collect();
+    let id: u64 = {
+        let s = out(&etcdctl(&ep, &["member", "list"], None));
+        let line = s
+            .lines()
+            .find(|l| l.contains(&url))
+            .expect("listed")
+            .to_string();
+        u64::from_str_radix(line.split(',').next().unwrap(), 16).unwrap()
+    };
+    assert_eq!(
+        lines[0],
+        format!("Member {id:16x} added to cluster {cluster:16x}")
+    );
+    assert_eq!(lines[2], "ETCD_NAME=\"m4\"");
+    assert!(
+        lines[3].contains(&format!("m4={url}")) && lines[3].starts_with("ETCD_INITIAL_CLUSTER=\"")
+    );
+    assert_eq!(
+        lines[4],
+        format!("ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{url}\"")
+    );
+    assert_eq!(lines[5], "ETCD_INITIAL_CLUSTER_STATE=\"existing\"");
+    // member list: ours and real etcdctl agree.
+    assert_eq!(
+        out(&run_ctl(&ours, &ep, &["member", "list"], None)),
+        out(&etcdctl(&ep, &["member", "list"], None))
+    );
+    // An unstarted learner is not in sync: the same refusal through both.
+    let r = etcdctl(&ep, &["member", "promote", &format!("{id:x}")], None);
+    let o = run_ctl(&ours, &ep, &["member", "promote", &format!("{id:x}")], None);
+    assert_eq!(
+        (o.status.code(), err_lines(&o)),
+        (r.status.code(), err_lines(&r))
+    );
+    let m2 = c.members[1].peer_url();
+    let id2: u64 = {
+        let s = out(&etcdctl(&ep, &["member", "list"], None));
+        let line = s.lines().find(|l| l.contains(&m2)).unwrap().to_string();
+        u64::from_str_radix(line.split(',').next().unwrap(), 16).unwrap()
+    };
+    let o = run_ctl(
+        &ours,
+        &ep,
+        &[
+            "member",
+            "update",
+            &format!("{id2:x}"),
+            &format!("--peer-urls={m2}"),
+        ],
+        None,
+    );
+    assert_eq!(
+        out(&o),
+        format!("Member {id2:16x} updated in cluster {cluster:16x}\n"),
+        "{}",
+        err_lines(&o)
+    );
+    let o = run_ctl(&ours, &ep, &["member", "remove", &format!("{id:x}")], None);
+    assert_eq!(
+        out(&o),
+        format!("Member {id:16x} removed from cluster {cluster:16x}\n"),
+        "{}",
+        err_lines(&o)
+    );
+}

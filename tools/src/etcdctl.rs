@@ -44,7 +44,9 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "txn" => commands::txn::FLAGS,
         "compaction" => commands::compaction::FLAGS,
         "watch" => commands::watch::FLAGS,
-        "member list" => commands::member::FLAGS,
+        "member list" | "member add" | "member remove" | "member update" | "member promote" => {
+            commands::member::FLAGS
+        }
         "endpoint status" | "endpoint health" => commands::endpoint::FLAGS,
         "lease grant" | "lease revoke" | "lease timetolive" | "lease list" | "lease keep-alive" => {
             commands::lease::FLAGS

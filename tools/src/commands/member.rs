@@ -1,12 +1,123 @@
-//! `etcdctl member list` (add/remove/update/promote to follow)
+//! `etcdctl member list|add|remove|update|promote`
 
 use crate::client::{Conn, Failure};
 use crate::etcdserverpb::cluster_client::ClusterClient;
-use crate::etcdserverpb::{Member, MemberListRequest};
-use crate::flags::{Parsed, Spec};
+use crate::etcdserverpb::{
+    Member, MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest,
+    MemberUpdateRequest,
+};
+use crate::flags::{flag, Kind, Parsed, Spec};
 use crate::printer::{self, header_json, Format, Obj};
 
-pub const FLAGS: &[Spec] = &[];
+pub const FLAGS: &[Spec] = &[
+    flag("peer-urls", Kind::Value, ""),
+    flag("learner", Kind::Bool, "false"),
+];
+
+fn member_id(f: &Parsed) -> Result<u64, Failure> {
+    let arg = f
+        .args
+        .first()
+        .ok_or_else(|| Failure::bad_args("member ID is not provided"))?;
+    u64::from_str_radix(arg, 16).map_err(|_| {
+        Failure::bad_args(format!(
+            "bad member ID arg (strconv.ParseUint: parsing {arg:?}: invalid syntax), expecting ID in Hex"
+        ))
+    })
+}
+
+fn peer_urls(f: &Parsed) -> Result<Vec<String>, Failure> {
+    let urls: Vec<String> = f
+        .get("peer-urls")
+        .split(',')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(Failure::bad_args("member peer urls not provided"));
+    }
+    Ok(urls)
+}
+
+fn cluster_hex(h: &Option<crate::etcdserverpb::ResponseHeader>) -> String {
+    format!("{:16x}", h.map(|h| h.cluster_id).unwrap_or(0))
+}
+
+async fn change(sub: &str, f: &Parsed) -> Result<String, Failure> {
+    let conn = Conn::open(f).await?;
+    let mut c = ClusterClient::new(conn.channel.clone());
+    match sub {
+        "add" => {
+            let name = f
+                .args
+                .first()
+                .ok_or_else(|| Failure::bad_args("member name not provided"))?
+                .clone();
+            let urls = peer_urls(f)?;
+            let r = c
+                .member_add(conn.req(MemberAddRequest {
+                    peer_ur_ls: urls.clone(),
+                    is_learner: f.bool("learner"),
+                }))
+                .await?
+                .into_inner();
+            let new_id = r.member.as_ref().map(|m| m.id).unwrap_or(0);
+            let mut conf = Vec::new();
+            for m in &r.members {
+                for u in &m.peer_ur_ls {
+                    let n = if m.id == new_id { &name } else { &m.name };
+                    conf.push(format!("{n}={u}"));
+                }
+            }
+            Ok(format!(
+                "Member {new_id:16x} added to cluster {}\n\nETCD_NAME={name:?}\nETCD_INITIAL_CLUSTER={:?}\nETCD_INITIAL_ADVERTISE_PEER_URLS={:?}\nETCD_INITIAL_CLUSTER_STATE=\"existing\"\n",
+                cluster_hex(&r.header),
+                conf.join(","),
+                urls.join(",")
+            ))
+        }
+        "remove" => {
+            let id = member_id(f)?;
+            let r = c
+                .member_remove(conn.req(MemberRemoveRequest { id }))
+                .await?
+                .into_inner();
+            Ok(format!(
+                "Member {id:16x} removed from cluster {}\n",
+                cluster_hex(&r.header)
+            ))
+        }
+        "update" => {
+            let id = member_id(f)?;
+            let urls = peer_urls(f)?;
+            let r = c
+                .member_update(conn.req(MemberUpdateRequest {
+                    id,
+                    peer_ur_ls: urls,
+                }))
+                .await?
+                .into_inner();
+            Ok(format!(
+                "Member {id:16x} updated in cluster {}\n",
+                cluster_hex(&r.header)
+            ))
+        }
+        "promote" => {
+            let id = member_id(f)?;
+            let r = c
+                .member_promote(conn.req(MemberPromoteRequest { id }))
+                .await?
+                .into_inner();
+            Ok(format!(
+                "Member {id:16x} promoted in cluster {}\n",
+                cluster_hex(&r.header)
+            ))
+        }
+        other => Err(Failure::bad_args(format!(
+            "unknown member subcommand {other}"
+        ))),
+    }
+}
 
 pub async fn members(
     conn: &Conn,
@@ -30,9 +141,7 @@ fn status(m: &Member) -> &'static str {
 
 pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
     if sub != "list" {
-        return Err(Failure::bad_args(format!(
-            "member {sub} is not supported yet by retcd's etcdctl"
-        )));
+        return change(sub, f).await;
     }
     let conn = Conn::open(f).await?;
     let (header, ms) = members(&conn).await?;
