@@ -53,23 +53,15 @@ impl EtcdServer {
             }
             id
         };
-        let resp = self
-            .propose(InternalRequest {
-                request: Some(internal_request::Request::LeaseGrant(LeaseGrantRequest {
-                    ttl,
-                    id,
-                })),
-            })
-            .await?;
-        match resp.response {
-            Some(internal_response::Response::LeaseGrant(mut g)) => {
-                self.fill(&mut g.header);
-                Ok(g)
-            }
-            other => Err(EtcdError::Internal(format!(
-                "unexpected lease grant result: {other:?}"
-            ))),
-        }
+        self.propose_for(
+            internal_request::Request::LeaseGrant(LeaseGrantRequest { ttl, id }),
+            "lease grant",
+            |r| match r {
+                internal_response::Response::LeaseGrant(x) => Ok(x),
+                other => Err(other),
+            },
+        )
+        .await
     }
 
     pub async fn lease_revoke(
@@ -77,20 +69,15 @@ impl EtcdServer {
         r: LeaseRevokeRequest,
     ) -> Result<LeaseRevokeResponse, EtcdError> {
         self.refuse_if_learner()?;
-        let resp = self
-            .propose(InternalRequest {
-                request: Some(internal_request::Request::LeaseRevoke(r)),
-            })
-            .await?;
-        match resp.response {
-            Some(internal_response::Response::LeaseRevoke(mut v)) => {
-                self.fill(&mut v.header);
-                Ok(v)
-            }
-            other => Err(EtcdError::Internal(format!(
-                "unexpected lease revoke result: {other:?}"
-            ))),
-        }
+        self.propose_for(
+            internal_request::Request::LeaseRevoke(r),
+            "lease revoke",
+            |r| match r {
+                internal_response::Response::LeaseRevoke(x) => Ok(x),
+                other => Err(other),
+            },
+        )
+        .await
     }
 
     pub fn lease_leases(&self) -> LeaseLeasesResponse {

@@ -231,6 +231,28 @@ impl EtcdServer {
             .map_err(|_| EtcdError::Timeout)
     }
 
+    /// Proposes `request` and returns the response `pick` expects, its header filled in.
+    pub(crate) async fn propose_for<T: WithHeader>(
+        &self,
+        request: internal_request::Request,
+        what: &str,
+        pick: impl FnOnce(internal_response::Response) -> Result<T, internal_response::Response>,
+    ) -> Result<T, EtcdError> {
+        let resp = self
+            .propose(InternalRequest {
+                request: Some(request),
+            })
+            .await?;
+        match resp.response.map(pick) {
+            Some(Ok(mut t)) => {
+                self.fill(t.header_mut());
+                Ok(t)
+            }
+            Some(Err(other)) => Err(unexpected(what, Some(other))),
+            None => Err(unexpected(what, None)),
+        }
+    }
+
     async fn propose(&self, req: InternalRequest) -> Result<InternalResponse, EtcdError> {
         if req.encoded_len() > self.cfg.max_request_bytes as usize {
             return Err(EtcdError::RequestTooLarge);
@@ -428,18 +450,11 @@ impl EtcdServer {
         self.refuse_if_learner()?;
         validate::put(&r)?;
         Metrics::inc(&self.metrics.put_total);
-        let resp = self
-            .propose(InternalRequest {
-                request: Some(internal_request::Request::Put(r)),
-            })
-            .await?;
-        match resp.response {
-            Some(internal_response::Response::Put(mut p)) => {
-                self.fill(&mut p.header);
-                Ok(p)
-            }
-            other => Err(unexpected("put", other)),
-        }
+        self.propose_for(internal_request::Request::Put(r), "put", |r| match r {
+            internal_response::Response::Put(x) => Ok(x),
+            other => Err(other),
+        })
+        .await
     }
 
     pub async fn delete_range(
@@ -449,54 +464,41 @@ impl EtcdServer {
         self.refuse_if_learner()?;
         validate::delete_range(&r)?;
         Metrics::inc(&self.metrics.delete_total);
-        let resp = self
-            .propose(InternalRequest {
-                request: Some(internal_request::Request::DeleteRange(r)),
-            })
-            .await?;
-        match resp.response {
-            Some(internal_response::Response::DeleteRange(mut d)) => {
-                self.fill(&mut d.header);
-                Ok(d)
-            }
-            other => Err(unexpected("delete", other)),
-        }
+        self.propose_for(
+            internal_request::Request::DeleteRange(r),
+            "delete",
+            |r| match r {
+                internal_response::Response::DeleteRange(x) => Ok(x),
+                other => Err(other),
+            },
+        )
+        .await
     }
 
     pub async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, EtcdError> {
         self.refuse_if_learner()?;
         validate::txn(&r, self.cfg.max_txn_ops as usize)?;
         Metrics::inc(&self.metrics.txn_total);
-        let resp = self
-            .propose(InternalRequest {
-                request: Some(internal_request::Request::Txn(r)),
-            })
-            .await?;
-        match resp.response {
-            Some(internal_response::Response::Txn(mut t)) => {
-                self.fill(&mut t.header);
-                Ok(t)
-            }
-            other => Err(unexpected("txn", other)),
-        }
+        self.propose_for(internal_request::Request::Txn(r), "txn", |r| match r {
+            internal_response::Response::Txn(x) => Ok(x),
+            other => Err(other),
+        })
+        .await
     }
 
     pub async fn compact(&self, r: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
         self.refuse_if_learner()?;
         // The state machine removes old revisions while applying, so `physical` holds as soon
         // as the proposal returns.
-        let resp = self
-            .propose(InternalRequest {
-                request: Some(internal_request::Request::Compaction(r)),
-            })
-            .await?;
-        match resp.response {
-            Some(internal_response::Response::Compaction(mut c)) => {
-                self.fill(&mut c.header);
-                Ok(c)
-            }
-            other => Err(unexpected("compaction", other)),
-        }
+        self.propose_for(
+            internal_request::Request::Compaction(r),
+            "compaction",
+            |r| match r {
+                internal_response::Response::Compaction(x) => Ok(x),
+                other => Err(other),
+            },
+        )
+        .await
     }
 
     fn members(&self) -> Vec<Member> {
@@ -676,6 +678,30 @@ pub(crate) fn peer_status(s: tonic::Status) -> EtcdError {
         _ => EtcdError::Unavailable(format!("leader unreachable: {}", s.message())),
     }
 }
+
+/// Response messages whose header the request path fills in.
+pub(crate) trait WithHeader {
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! with_header {
+    ($($t:ty),*) => {$(
+        impl WithHeader for $t {
+            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
+        }
+    )*};
+}
+
+with_header!(
+    PutResponse,
+    DeleteRangeResponse,
+    TxnResponse,
+    CompactionResponse,
+    crate::api::etcdserverpb::LeaseGrantResponse,
+    crate::api::etcdserverpb::LeaseRevokeResponse
+);
 
 fn unexpected(what: &str, got: Option<internal_response::Response>) -> EtcdError {
     EtcdError::Internal(format!("unexpected apply result for {what}: {got:?}"))
