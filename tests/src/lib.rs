@@ -626,3 +626,22 @@ pub fn differences(expected: &[Outcome], got: &[Outcome], left: &str, right: &st
         })
         .collect()
 }
+
+/// One scripted etcdctl command: its arguments and optional standard input.
+pub type Step = (&'static [&'static str], Option<&'static str>);
+
+/// Runs `steps` through etcdctl `bin` against `ep`, IDs masked in the outputs.
+pub fn run_steps(bin: &Path, ep: &str, steps: &[Step]) -> Vec<Outcome> {
+    steps
+        .iter()
+        .map(|(args, stdin)| {
+            let o = run_ctl(bin, ep, args, stdin.map(str::as_bytes));
+            (
+                format!("etcdctl {}", args.join(" ")),
+                o.status.code().unwrap_or(-1),
+                mask_ids(&out(&o)),
+                err_lines(&o),
+            )
+        })
+        .collect()
+}

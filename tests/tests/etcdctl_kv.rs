@@ -4,8 +4,6 @@
 
 use retcd_tests::*;
 
-type Step = (&'static [&'static str], Option<&'static str>);
-
 const SCRIPT: &[Step] = &[
     (&["put", "foo", "bar"], None),
     (&["get", "foo"], None),
@@ -88,18 +86,7 @@ const SCRIPT: &[Step] = &[
 ];
 
 fn run_script(m: &Member) -> Vec<Outcome> {
-    SCRIPT
-        .iter()
-        .map(|(args, stdin)| {
-            let o = m.etcdctl_stdin(args, stdin.map(str::as_bytes));
-            (
-                format!("etcdctl {}", args.join(" ")),
-                o.status.code().unwrap_or(-1),
-                mask_ids(&out(&o)),
-                err_lines(&o),
-            )
-        })
-        .collect()
+    run_steps(&real_etcdctl(), &m.endpoint(), SCRIPT)
 }
 
 #[test]

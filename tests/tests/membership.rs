@@ -32,6 +32,18 @@ fn members(ep: &str) -> Vec<(u64, String, String, bool)> {
     v
 }
 
+/// `member add <name> --learner` for `m` (retried while the cluster settles).
+fn add_learner(ep: &str, m: &Member) -> std::process::Output {
+    let urls = format!("--peer-urls={}", m.peer_url());
+    let o = retry_until_ok(
+        ep,
+        &["member", "add", &m.name, "--learner", &urls],
+        Duration::from_secs(10),
+    );
+    assert!(o.status.success(), "{}", err_lines(&o));
+    o
+}
+
 fn retry_until_ok(ep: &str, args: &[&str], within: Duration) -> std::process::Output {
     let deadline = Instant::now() + within;
     loop {
@@ -55,18 +67,7 @@ fn add_learner_start_existing_promote_update_remove() {
     // Add a learner: etcdctl prints the env lines to start it with.
     let mut m4 = Member::new(Flavor::Retcd);
     m4.name = "m4".into();
-    let o = retry_until_ok(
-        &ep,
-        &[
-            "member",
-            "add",
-            "m4",
-            "--learner",
-            &format!("--peer-urls={}", m4.peer_url()),
-        ],
-        Duration::from_secs(10),
-    );
-    assert!(o.status.success(), "{}", err_lines(&o));
+    let o = add_learner(&ep, &m4);
     let text = out(&o);
     let lines: Vec<&str> = text.lines().collect();
     let id4 = members(&ep)
@@ -326,18 +327,7 @@ fn an_added_member_catches_up_through_a_snapshot_then_replaces_another() {
     let mut m4 = Member::new(Flavor::Retcd);
     m4.name = "m4".into();
     m4.extra_args = vec!["--snapshot-count".into(), "10".into()];
-    let o = retry_until_ok(
-        &ep,
-        &[
-            "member",
-            "add",
-            "m4",
-            "--learner",
-            &format!("--peer-urls={}", m4.peer_url()),
-        ],
-        Duration::from_secs(10),
-    );
-    assert!(o.status.success(), "{}", err_lines(&o));
+    let o = add_learner(&ep, &m4);
     let ic = out(&o)
         .lines()
         .find_map(|l| {

@@ -3,8 +3,6 @@
 
 use retcd_tests::*;
 
-type Step = (&'static [&'static str], Option<&'static str>);
-
 const SCRIPT: &[Step] = &[
     (&["put", "foo", "bar"], None),
     (&["get", "foo"], None),
@@ -107,18 +105,7 @@ const SCRIPT: &[Step] = &[
 
 fn run(bin: &std::path::Path) -> Vec<Outcome> {
     let m = Member::start(Flavor::Retcd);
-    SCRIPT
-        .iter()
-        .map(|(args, stdin)| {
-            let o = run_ctl(bin, &m.endpoint(), args, stdin.map(str::as_bytes));
-            (
-                format!("etcdctl {}", args.join(" ")),
-                o.status.code().unwrap_or(-1),
-                mask_ids(&out(&o)),
-                err_lines(&o),
-            )
-        })
-        .collect()
+    run_steps(bin, &m.endpoint(), SCRIPT)
 }
 
 #[test]
