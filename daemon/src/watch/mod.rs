@@ -51,6 +51,9 @@ struct Watcher {
     last_sent: Instant,
 }
 
+/// Previous values by (key, revision of the event), for one batch.
+type PrevCache = HashMap<(Vec<u8>, i64), Option<crate::api::mvccpb::KeyValue>>;
+
 /// Handle of a registered watcher.
 pub type WatcherKey = u64;
 
@@ -164,6 +167,7 @@ impl WatchHub {
             return;
         }
         let mut lagging = false;
+        let mut prev = PrevCache::new();
         for w in inner.watchers.values_mut().filter(|w| w.synced) {
             // One response per revision: all events of a revision together.
             let mut i = 0;
@@ -175,7 +179,7 @@ impl WatchHub {
                     j += 1;
                 }
                 if rev >= w.next_rev {
-                    let mine = self.select(w, &events[i..j]);
+                    let mine = self.select(w, &events[i..j], &mut prev);
                     if !mine.is_empty() {
                         if !send_events(w, rev, mine, self.max_response) {
                             // Too slow (or gone): catch up from storage from this revision.
@@ -204,8 +208,9 @@ impl WatchHub {
         self.wake.notify_one();
     }
 
-    /// The events of `evs` this watcher wants, with previous values if asked.
-    fn select(&self, w: &Watcher, evs: &[Event]) -> Vec<Event> {
+    /// The events of `evs` this watcher wants, with previous values if asked. Previous values
+    /// are read once per event and shared by every watcher of the batch through `prev`.
+    fn select(&self, w: &Watcher, evs: &[Event], prev: &mut PrevCache) -> Vec<Event> {
         evs.iter()
             .filter(|e| {
                 let Some(kv) = e.kv.as_ref() else {
@@ -221,7 +226,11 @@ impl WatchHub {
                 let mut e = e.clone();
                 if w.spec.prev_kv {
                     if let Some(kv) = e.kv.as_ref() {
-                        e.prev_kv = self.store.get_at(&kv.key, kv.mod_revision - 1);
+                        let k = (kv.key.clone(), kv.mod_revision);
+                        e.prev_kv = prev
+                            .entry(k)
+                            .or_insert_with(|| self.store.get_at(&kv.key, kv.mod_revision - 1))
+                            .clone();
                     }
                 }
                 e
@@ -280,7 +289,7 @@ impl WatchHub {
                     tracing::warn!(error = %e, "watch catch-up failed; retrying");
                 }
                 Ok(evs) => {
-                    let mine = self.select(w, &evs);
+                    let mine = self.select(w, &evs, &mut HashMap::new());
                     if !mine.is_empty() {
                         if !send_events(w, to, mine, self.max_response) {
                             continue;
