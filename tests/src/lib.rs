@@ -87,19 +87,36 @@ static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 /// A free port on 127.0.0.1. Ports are handed out from a per-process range so tests running
 /// in parallel in one binary do not race for the same port.
 pub fn free_port() -> u16 {
+    // Stay below the kernel's ephemeral range: a port picked there can be taken by any
+    // outgoing connection between this check and the member's bind.
+    let (low, high) = port_window();
     if NEXT_PORT.load(Ordering::SeqCst) == 0 {
-        let base = 20000 + (std::process::id() % 2000) as u16 * 20;
+        let slots = u32::from((high - low) / 200).max(1);
+        let base = low + (std::process::id() % slots) as u16 * 200;
         let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
     }
     loop {
         let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
-        if p > 64000 {
-            NEXT_PORT.store(20000, Ordering::SeqCst);
+        if p >= high {
+            NEXT_PORT.store(low, Ordering::SeqCst);
             continue;
         }
         if TcpListener::bind(("127.0.0.1", p)).is_ok() {
             return p;
         }
+    }
+}
+
+/// Ports tests may hand out: from 10000 up to the start of the ephemeral range.
+fn port_window() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral_low > 12000 {
+        (10000, ephemeral_low)
+    } else {
+        (ephemeral_low.saturating_sub(2000).max(1025), ephemeral_low)
     }
 }
 
@@ -502,12 +519,12 @@ impl Cluster {
         let mut proxies = Vec::new();
         for (i, m) in members.iter_mut().enumerate() {
             m.peer_host = format!("127.0.0.{}", 11 + i);
-            let adv = free_port();
-            m.peer_adv_port = Some(adv);
             let target: std::net::SocketAddr = format!("{}:{}", m.peer_host, m.peer_port)
                 .parse()
                 .expect("addr");
-            proxies.push(proxy::Proxy::start(([127, 0, 0, 1], adv).into(), target));
+            let proxy = proxy::Proxy::start(([127, 0, 0, 1], 0).into(), target);
+            m.peer_adv_port = Some(proxy.listen.port());
+            proxies.push(proxy);
         }
         let mut c = Cluster::launch(members);
         c.proxies = proxies;

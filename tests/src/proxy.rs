@@ -23,9 +23,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Forwards `listen` to `target` until dropped.
+    /// Forwards `listen` to `target` until dropped. Port 0 lets the kernel pick a free port;
+    /// `Proxy::listen` says which.
     pub fn start(listen: SocketAddr, target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind(listen).expect("bind proxy");
+        let listen = listener.local_addr().expect("proxy address");
         listener.set_nonblocking(true).expect("nonblocking");
         let state: Arc<Mutex<State>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
