@@ -60,6 +60,15 @@ impl From<tonic::Status> for Failure {
     }
 }
 
+/// `--endpoints` as given, one entry per endpoint.
+pub fn endpoint_list(f: &Parsed) -> Vec<String> {
+    f.get("endpoints")
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 pub struct Conn {
     pub channel: Channel,
     pub command_timeout: Duration,
@@ -69,11 +78,8 @@ impl Conn {
     pub async fn open(f: &Parsed) -> Result<Conn, Failure> {
         let dial = duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2));
         let command_timeout = duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5));
-        let endpoints: Vec<String> = f
-            .get("endpoints")
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
+        let endpoints: Vec<String> = endpoint_list(f)
+            .into_iter()
             .map(|e| {
                 if e.contains("://") {
                     e.to_string()

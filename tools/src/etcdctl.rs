@@ -51,6 +51,9 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "lease grant" | "lease revoke" | "lease timetolive" | "lease list" | "lease keep-alive" => {
             commands::lease::FLAGS
         }
+        "lock" => commands::lock::FLAGS,
+        "elect" => commands::elect::FLAGS,
+        "move-leader" => &[],
         "version" | "" => &[],
         _ => {
             let msg = format!("unknown command {:?} for \"etcdctl\"", words[0]);
@@ -74,6 +77,9 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         n if n.starts_with("member ") => commands::member::run(&words[1], &f, format).await,
         n if n.starts_with("endpoint ") => commands::endpoint::run(&words[1], &f, format).await,
         n if n.starts_with("lease ") => commands::lease::run(&words[1], &f, format).await,
+        "lock" => commands::lock::run(&f, format).await,
+        "elect" => commands::elect::run(&f, format).await,
+        "move-leader" => commands::move_leader::run(&f, format).await,
         "version" => Ok(commands::version::run()),
         _ => Err(Failure::bad_args(
             "a command is required; run 'etcdctl --help'",

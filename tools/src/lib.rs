@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod concurrency;
 pub mod etcdctl;
 pub mod flags;
 pub mod printer;

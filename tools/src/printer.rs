@@ -27,6 +27,24 @@ impl Format {
             other => return Err(format!("unknown output format {other:?}")),
         })
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Simple => "simple",
+            Format::Json => "json",
+            Format::Fields => "fields",
+            Format::Table => "table",
+            Format::Protobuf => "protobuf",
+        }
+    }
+
+    /// etcdctl's answer when a command has no printer for this format (exit code 4).
+    pub fn unsupported(self) -> crate::client::Failure {
+        crate::client::Failure::bad_feature(format!(
+            "{} not supported as output format",
+            self.name()
+        ))
+    }
 }
 
 /// A JSON object built field by field, leaving out zero values as `omitempty` does.

@@ -13,12 +13,7 @@ pub const FLAGS: &[Spec] = &[flag("cluster", Kind::Bool, "false")];
 
 /// The endpoints to ask: `--endpoints`, or with `--cluster` every member's client URLs.
 async fn endpoints(f: &Parsed) -> Result<Vec<String>, Failure> {
-    let given: Vec<String> = f
-        .get("endpoints")
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let given = crate::client::endpoint_list(f);
     if !f.bool("cluster") {
         return Ok(given);
     }

@@ -2,16 +2,19 @@
 
 pub mod compaction;
 pub mod del;
+pub mod elect;
 pub mod endpoint;
 pub mod get;
 pub mod lease;
+pub mod lock;
 pub mod member;
+pub mod move_leader;
 pub mod put;
 pub mod txn;
 pub mod version;
 pub mod watch;
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use crate::client::Failure;
 
@@ -83,4 +86,58 @@ pub fn parse_lease(s: &str) -> Result<i64, Failure> {
             "bad lease ID (strconv.ParseInt: parsing {s:?}: invalid syntax), expecting ID in Hex"
         ))
     })
+}
+
+/// Resolves on SIGINT or SIGTERM (never, if the handlers cannot be installed).
+pub async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// Writes `s` to standard output at once, for commands that keep running after printing.
+pub fn print_now(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}
+
+/// A child's exit status as etcdctl 3.5 reports it: `exit status N`, with exit code N.
+pub fn exit_status(status: std::process::ExitStatus) -> Result<(), Failure> {
+    use std::os::unix::process::ExitStatusExt;
+    if status.success() {
+        return Ok(());
+    }
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Err(Failure {
+            message: format!("exit status {code}"),
+            code,
+        }),
+        (None, Some(sig)) => Err(Failure {
+            message: format!("signal: {}", signal_name(sig)),
+            code: 255,
+        }),
+        _ => Err(Failure::error(format!("{status}"))),
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        1 => "hangup".into(),
+        2 => "interrupt".into(),
+        9 => "killed".into(),
+        13 => "broken pipe".into(),
+        15 => "terminated".into(),
+        n => format!("signal {n}"),
+    }
 }
