@@ -15,7 +15,9 @@ pub mod http;
 pub mod lease;
 pub mod mvcc;
 pub mod raft;
+pub mod restore;
 pub mod server;
+pub mod snapshot;
 pub mod version;
 pub mod watch;
 

@@ -49,6 +49,29 @@ pub fn our_etcdctl() -> PathBuf {
     bin
 }
 
+/// Path of our `etcdutl`, next to our `etcd`.
+pub fn our_etcdutl() -> PathBuf {
+    let bin = retcd_bin().with_file_name("etcdutl");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --workspace --bins)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs a tool without `--endpoints` (etcdutl, or etcdctl's offline commands).
+pub fn run_tool(bin: &Path, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg("120")
+        .arg(bin)
+        .args(args)
+        .env("ETCDCTL_API", "3")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tool")
+}
+
 /// Runs `bin` (an etcdctl) with `--endpoints=ep` (bounded by a 60 s timeout).
 pub fn run_ctl(bin: &Path, ep: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new("timeout");

@@ -52,6 +52,8 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
             commands::lease::FLAGS
         }
         "lock" => commands::lock::FLAGS,
+        "snapshot save" | "snapshot status" => &[],
+        "snapshot restore" => commands::snapshot::RESTORE_FLAGS,
         "elect" => commands::elect::FLAGS,
         "move-leader" => &[],
         "version" | "" => &[],
@@ -78,6 +80,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         n if n.starts_with("endpoint ") => commands::endpoint::run(&words[1], &f, format).await,
         n if n.starts_with("lease ") => commands::lease::run(&words[1], &f, format).await,
         "lock" => commands::lock::run(&f, format).await,
+        n if n.starts_with("snapshot ") => commands::snapshot::run(&words[1], &f, format).await,
         "elect" => commands::elect::run(&f, format).await,
         "move-leader" => commands::move_leader::run(&f, format).await,
         "version" => Ok(commands::version::run()),

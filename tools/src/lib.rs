@@ -6,6 +6,7 @@ pub mod client;
 pub mod commands;
 pub mod concurrency;
 pub mod etcdctl;
+pub mod etcdutl;
 pub mod flags;
 pub mod printer;
 

@@ -96,6 +96,13 @@ impl Maintenance for Svc {
             header: Some(self.0.header()),
         }))
     }
+    async fn snapshot(
+        &self,
+        _r: Request<super::etcdserverpb::SnapshotRequest>,
+    ) -> Result<Response<tonic::codegen::BoxStream<super::etcdserverpb::SnapshotResponse>>, Status>
+    {
+        Ok(Response::new(Box::pin(self.0.snapshot())))
+    }
     async fn alarm(&self, r: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         match AlarmAction::try_from(r.get_ref().action) {
             Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse {

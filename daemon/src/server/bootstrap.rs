@@ -131,7 +131,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
 }
 
 /// Records this member's and its cluster's IDs (durably) in a fresh data dir.
-fn persist_ids(backend: &Backend, member: u64, cluster: u64, what: &str) -> Result<(), String> {
+pub fn persist_ids(backend: &Backend, member: u64, cluster: u64, what: &str) -> Result<(), String> {
     let mut b = WriteBatch::default();
     backend
         .put_meta(&mut b, "member_id", &member)
@@ -286,21 +286,30 @@ fn new_cluster(cfg: &Config) -> Result<(u64, u64, BTreeMap<u64, MemberNode>), St
     } else {
         cfg.initial_cluster.clone()
     };
-    let ic = InitialCluster::parse(&initial).map_err(|e| e.to_string())?;
-    let Some((_, urls)) = ic.members.iter().find(|(n, _)| *n == cfg.name) else {
+    plan_cluster(&cfg.name, &initial, &cfg.initial_cluster_token, &advertise)
+}
+
+/// The member IDs and cluster ID etcd derives from `initial-cluster` and its token, after
+/// checking that `name` is listed with exactly its advertised peer URLs.
+pub fn plan_cluster(
+    name: &str,
+    initial: &str,
+    token: &str,
+    advertise: &[String],
+) -> Result<(u64, u64, BTreeMap<u64, MemberNode>), String> {
+    let ic = InitialCluster::parse(initial).map_err(|e| e.to_string())?;
+    let Some((_, urls)) = ic.members.iter().find(|(n, _)| *n == name) else {
         return Err(format!(
-            "couldn't find local name {:?} in the initial cluster configuration (--initial-cluster={initial}); add {}=<peer URL> or fix --name",
-            cfg.name, cfg.name
+            "couldn't find local name {name:?} in the initial cluster configuration (--initial-cluster={initial}); add {name}=<peer URL> or fix --name"
         ));
     };
-    let mut a = advertise.clone();
+    let mut a = advertise.to_vec();
     let mut b = urls.clone();
     a.sort();
     b.sort();
     if a != b {
         return Err(format!(
-            "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={} (they must list the same URLs)",
-            cfg.name,
+            "--initial-cluster has {name}={} but missing from --initial-advertise-peer-urls={} (they must list the same URLs)",
             urls.join(","),
             advertise.join(",")
         ));
@@ -313,13 +322,13 @@ fn new_cluster(cfg: &Config) -> Result<(u64, u64, BTreeMap<u64, MemberNode>), St
             "an even number of members tolerates no more failures than one member fewer (quorum is N/2+1); prefer an odd number"
         );
     }
-    let ids = ic.ids(&cfg.initial_cluster_token);
+    let ids = ic.ids(token);
     let member_ids: Vec<u64> = ids.iter().map(|(id, _, _)| *id).collect();
     let cid = cluster_id(&member_ids);
     let mut nodes = BTreeMap::new();
     let mut me = 0;
-    for (id, name, peer_urls) in ids {
-        if name == cfg.name {
+    for (id, n, peer_urls) in ids {
+        if n == name {
             me = id;
         }
         nodes.insert(

@@ -1,9 +1,10 @@
 //! The request path: validate, then propose writes through raft (answered once applied), or
 //! serve reads from MVCC after a linearizable barrier (or locally when serializable).
 
-mod bootstrap;
+pub mod bootstrap;
 pub mod compactor;
 mod leases;
+mod maintenance;
 mod membership;
 pub mod metrics;
 pub mod peer;
