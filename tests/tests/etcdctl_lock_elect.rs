@@ -2,10 +2,7 @@
 //! the same, and exclude each other (a lock held by one holds off the other), on retcd and on
 //! real etcd.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use retcd_tests::*;
@@ -44,68 +41,6 @@ fn lock_elect_move_leader_print_and_fail_as_etcdctl_does() {
         let d = differences(&expected, &got, "real etcdctl", "our etcdctl");
         assert!(d.is_empty(), "{flavor:?}:\n{}", d.join("\n"));
     }
-}
-
-/// A long-running etcdctl whose stdout lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(bin: &Path, ep: &str, args: &[&str]) -> Running {
-        let mut child = Command::new(bin)
-            .arg(format!("--endpoints={ep}"))
-            .args(args)
-            .env("ETCDCTL_API", "3")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn etcdctl");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    fn line(&self, within: Duration) -> Option<String> {
-        self.lines.recv_timeout(within).ok()
-    }
-
-    /// SIGINT, then the exit code.
-    fn interrupt(mut self) -> Option<i32> {
-        unsafe_kill(self.child.id(), "INT");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        None
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn unsafe_kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
 }
 
 /// `name/<lease in %x>`.

@@ -52,6 +52,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
             commands::lease::FLAGS
         }
         "lock" => commands::lock::FLAGS,
+        "make-mirror" => commands::make_mirror::FLAGS,
         "snapshot save" | "snapshot status" => &[],
         "snapshot restore" => commands::snapshot::RESTORE_FLAGS,
         "elect" => commands::elect::FLAGS,
@@ -80,6 +81,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         n if n.starts_with("endpoint ") => commands::endpoint::run(&words[1], &f, format).await,
         n if n.starts_with("lease ") => commands::lease::run(&words[1], &f, format).await,
         "lock" => commands::lock::run(&f, format).await,
+        "make-mirror" => commands::make_mirror::run(&f).await,
         n if n.starts_with("snapshot ") => commands::snapshot::run(&words[1], &f, format).await,
         "elect" => commands::elect::run(&f, format).await,
         "move-leader" => commands::move_leader::run(&f, format).await,
