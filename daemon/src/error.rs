@@ -34,6 +34,8 @@ pub enum EtcdError {
     LeaseTtlTooLarge,
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: request timed out")]
@@ -92,6 +94,7 @@ impl EtcdError {
             | LearnerNotReady | BadLeaderTransferee => Code::FailedPrecondition,
             BadPeerUrls(_) => Code::InvalidArgument,
             NoSpace => Code::ResourceExhausted,
+            Corrupt => Code::DataLoss,
             NoLeader
             | Timeout
             | Stopped

@@ -3,6 +3,7 @@
 //! Data flows one way: gRPC ([`api`]) → request path ([`server`]) → consensus ([`raft`]) →
 //! [`apply`] → [`mvcc`] (→ [`watch`]). See `docs/architecture.md`.
 
+pub mod alarm;
 pub mod api;
 pub mod apply;
 pub mod auth;

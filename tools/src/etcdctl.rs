@@ -47,7 +47,9 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "member list" | "member add" | "member remove" | "member update" | "member promote" => {
             commands::member::FLAGS
         }
-        "endpoint status" | "endpoint health" => commands::endpoint::FLAGS,
+        "endpoint status" | "endpoint health" | "endpoint hashkv" => commands::endpoint::FLAGS,
+        "alarm list" | "alarm disarm" => &[],
+        "defrag" => commands::defrag::FLAGS,
         "lease grant" | "lease revoke" | "lease timetolive" | "lease list" | "lease keep-alive" => {
             commands::lease::FLAGS
         }
@@ -81,6 +83,8 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         n if n.starts_with("endpoint ") => commands::endpoint::run(&words[1], &f, format).await,
         n if n.starts_with("lease ") => commands::lease::run(&words[1], &f, format).await,
         "lock" => commands::lock::run(&f, format).await,
+        n if n.starts_with("alarm ") => commands::alarm::run(&words[1], &f, format).await,
+        "defrag" => commands::defrag::run(&f).await,
         "make-mirror" => commands::make_mirror::run(&f).await,
         n if n.starts_with("snapshot ") => commands::snapshot::run(&words[1], &f, format).await,
         "elect" => commands::elect::run(&f, format).await,

@@ -89,20 +89,7 @@ fn defrag(data_dir: &str) -> Result<String, Failure> {
     if data_dir.is_empty() {
         return Err(Failure::bad_args("--data-dir is required"));
     }
-    let path = std::path::Path::new(data_dir);
-    if !retcd::backend::db_path(path).join("CURRENT").is_file() {
-        return Err(Failure::error(format!(
-            "{data_dir}: no retcd database in this data dir"
-        )));
-    }
-    let b = retcd::backend::Backend::open(path, None, true).map_err(|e| {
-        Failure::error(format!(
-            "cannot open {data_dir} (is the member still running? stop it first): {e}"
-        ))
-    })?;
-    let before = b.size_on_disk();
-    b.compact_all().map_err(|e| Failure::error(e.to_string()))?;
-    let after = b.size_on_disk();
+    let (before, after) = commands::defrag::offline(data_dir)?;
     Ok(format!(
         "Finished defragmenting etcd data[{data_dir}]. ({} -> {})\n",
         crate::printer::human_bytes(before as i64),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::etcdserverpb::{
-    alarm_request::AlarmAction,
     auth_server::{Auth, AuthServer},
     cluster_server::{Cluster, ClusterServer},
     kv_server::{Kv, KvServer},
@@ -104,15 +103,25 @@ impl Maintenance for Svc {
         Ok(Response::new(Box::pin(self.0.snapshot())))
     }
     async fn alarm(&self, r: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        match AlarmAction::try_from(r.get_ref().action) {
-            Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse {
-                header: Some(self.0.header()),
-                alarms: Vec::new(),
-            })),
-            _ => Err(Status::unimplemented(
-                "retcd: activating or deactivating alarms is not implemented yet",
-            )),
-        }
+        Ok(Response::new(self.0.alarm(r.into_inner()).await?))
+    }
+    async fn defragment(
+        &self,
+        _r: Request<super::etcdserverpb::DefragmentRequest>,
+    ) -> Result<Response<super::etcdserverpb::DefragmentResponse>, Status> {
+        Ok(Response::new(self.0.defragment().await?))
+    }
+    async fn hash(
+        &self,
+        _r: Request<super::etcdserverpb::HashRequest>,
+    ) -> Result<Response<super::etcdserverpb::HashResponse>, Status> {
+        Ok(Response::new(self.0.hash().await?))
+    }
+    async fn hash_kv(
+        &self,
+        r: Request<super::etcdserverpb::HashKvRequest>,
+    ) -> Result<Response<super::etcdserverpb::HashKvResponse>, Status> {
+        Ok(Response::new(self.0.hash_kv(r.get_ref().revision).await?))
     }
 }
 

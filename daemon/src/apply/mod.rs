@@ -8,6 +8,8 @@ mod range;
 
 pub use range::{execute_range, RangeSource};
 
+use crate::alarm::{alarm_key, AlarmRecord, Alarms};
+use crate::api::etcdserverpb::AlarmType;
 use crate::api::etcdserverpb::{
     compare, request_op, response_op, CompactionResponse, Compare, DeleteRangeRequest,
     DeleteRangeResponse, PutRequest, PutResponse, RequestOp, ResponseHeader, ResponseOp,
@@ -36,11 +38,48 @@ pub fn apply(
     txn: &mut WriteTxn<'_>,
     req: InternalRequest,
     leases: &Lessor,
+    alarms: &Alarms,
 ) -> Result<InternalResponse, EtcdError> {
     use internal_request::Request as Rq;
     use internal_response::Response as Rs;
+    refuse_under_alarm(&req, alarms)?;
     let response = match req.request {
         None => None,
+        Some(Rq::Alarm(a)) => {
+            use crate::api::etcdserverpb::alarm_request::AlarmAction;
+            let record = AlarmRecord {
+                member: a.member_id,
+                alarm: a.alarm,
+            };
+            let changed = match AlarmAction::try_from(a.action) {
+                Ok(AlarmAction::Activate) if a.alarm != AlarmType::None as i32 => {
+                    let new = alarms.activate(a.member_id, a.alarm);
+                    if new {
+                        txn.put_meta(&alarm_key(a.member_id, a.alarm), &record)?;
+                    }
+                    true
+                }
+                Ok(AlarmAction::Deactivate) => {
+                    let was = alarms.deactivate(a.member_id, a.alarm);
+                    if was {
+                        txn.delete_meta(&alarm_key(a.member_id, a.alarm))?;
+                    }
+                    was
+                }
+                _ => false,
+            };
+            Some(Rs::Alarm(crate::api::etcdserverpb::AlarmResponse {
+                header: header(txn.current_rev()),
+                alarms: if changed {
+                    vec![crate::api::etcdserverpb::AlarmMember {
+                        member_id: a.member_id,
+                        alarm: a.alarm,
+                    }]
+                } else {
+                    Vec::new()
+                },
+            }))
+        }
         Some(Rq::Compaction(c)) => {
             txn.compact(c.revision)?;
             Some(Rs::Compaction(CompactionResponse {
@@ -130,6 +169,45 @@ pub fn apply(
         }
     };
     Ok(InternalResponse { response })
+}
+
+/// etcd's capped and corrupt appliers: under NOSPACE only reads, deletes and compaction
+/// go through; under CORRUPT nothing does.
+fn refuse_under_alarm(req: &InternalRequest, alarms: &Alarms) -> Result<(), EtcdError> {
+    use internal_request::Request as Rq;
+    if alarms.has(AlarmType::Corrupt) {
+        return match req.request {
+            Some(
+                Rq::Put(_)
+                | Rq::DeleteRange(_)
+                | Rq::Txn(_)
+                | Rq::Compaction(_)
+                | Rq::LeaseGrant(_)
+                | Rq::LeaseRevoke(_),
+            ) => Err(EtcdError::Corrupt),
+            _ => Ok(()),
+        };
+    }
+    if alarms.has(AlarmType::Nospace) {
+        match &req.request {
+            Some(Rq::Put(_) | Rq::LeaseGrant(_)) => return Err(EtcdError::NoSpace),
+            Some(Rq::Txn(t)) if !txn_is_readonly(t) => return Err(EtcdError::NoSpace),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether every operation of both branches (nested included) only reads.
+pub fn txn_is_readonly(t: &TxnRequest) -> bool {
+    t.success
+        .iter()
+        .chain(t.failure.iter())
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) | None => true,
+            Some(request_op::Request::RequestTxn(n)) => txn_is_readonly(n),
+            _ => false,
+        })
 }
 
 fn check_put(

@@ -18,6 +18,7 @@ fn run(s: &Store, r: internal_request::Request) -> Result<internal_response::Res
         &mut txn,
         InternalRequest { request: Some(r) },
         &Lessor::default(),
+        &crate::alarm::Alarms::default(),
     );
     txn.commit().unwrap();
     out.map(|r| r.response.unwrap())

@@ -22,6 +22,7 @@ pub struct StateMachine {
     store: Arc<Store>,
     watch: Arc<crate::watch::WatchHub>,
     lessor: Arc<Lessor>,
+    alarms: Arc<crate::alarm::Alarms>,
     applied: Option<LogId>,
     membership: Membership,
     warn_apply: Duration,
@@ -34,6 +35,7 @@ impl StateMachine {
         store: Arc<Store>,
         watch: Arc<crate::watch::WatchHub>,
         lessor: Arc<Lessor>,
+        alarms: Arc<crate::alarm::Alarms>,
         warn_apply: Duration,
         snap_dir: PathBuf,
     ) -> Result<StateMachine, StorageError> {
@@ -54,6 +56,7 @@ impl StateMachine {
             store,
             watch,
             lessor,
+            alarms,
             applied,
             membership,
             warn_apply,
@@ -116,7 +119,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match entry.payload {
                 EntryPayload::Blank => out.push(Ok(Pb(InternalResponse::default()))),
                 EntryPayload::Normal(req) => {
-                    out.push(apply::apply(&mut txn, req.0, &self.lessor).map(Pb));
+                    out.push(apply::apply(&mut txn, req.0, &self.lessor, &self.alarms).map(Pb));
                 }
                 EntryPayload::Membership(m) => {
                     // A removed member's published attributes go with it.
@@ -197,6 +200,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .meta_with_prefix("lease/")
             .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?;
         self.lessor.reset(records, self.store.take_attached());
+        self.alarms.reset(
+            self.store
+                .backend()
+                .meta_with_prefix("alarm/")
+                .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?,
+        );
         self.watch.resync_all();
         tracing::info!(
             snapshot = %meta.snapshot_id,

@@ -77,10 +77,16 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
             .map_err(|e| e.to_string())?,
         store.take_attached(),
     ));
+    let alarms = Arc::new(crate::alarm::Alarms::load(
+        backend
+            .meta_with_prefix("alarm/")
+            .map_err(|e| e.to_string())?,
+    ));
     let sm = StateMachine::open(
         store.clone(),
         watch.clone(),
         lessor.clone(),
+        alarms.clone(),
         cfg.warning_apply_duration,
         snap_dir,
     )
@@ -124,8 +130,10 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         peers,
         watch,
         lessor,
+        alarms,
         lease_ids: std::sync::atomic::AtomicU64::new(0),
         transferring: Default::default(),
+        quota_cache: Default::default(),
         metrics: Metrics::default(),
     }))
 }

@@ -43,6 +43,7 @@ impl EtcdServer {
         if r.ttl > MAX_LEASE_TTL {
             return Err(EtcdError::LeaseTtlTooLarge);
         }
+        self.check_quota(0).await?;
         let ttl = r.ttl.max(self.min_lease_ttl());
         let id = if r.id != 0 {
             r.id

@@ -50,10 +50,13 @@ pub struct EtcdServer {
     peers: Peers,
     pub watch: Arc<crate::watch::WatchHub>,
     pub lessor: Arc<crate::lease::Lessor>,
+    pub alarms: Arc<crate::alarm::Alarms>,
     /// Counter for server-chosen lease IDs.
     lease_ids: std::sync::atomic::AtomicU64,
     /// Set while leadership is being handed over: new proposals wait.
     transferring: std::sync::atomic::AtomicBool,
+    /// When the backend size was last measured for the quota check, and the size.
+    quota_cache: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
     pub metrics: Metrics,
 }
 
@@ -450,6 +453,7 @@ impl EtcdServer {
     pub async fn put(&self, r: PutRequest) -> Result<PutResponse, EtcdError> {
         self.refuse_if_learner()?;
         validate::put(&r)?;
+        self.check_quota(r.key.len() + r.value.len()).await?;
         Metrics::inc(&self.metrics.put_total);
         self.propose_for(internal_request::Request::Put(r), "put", |r| match r {
             internal_response::Response::Put(x) => Ok(x),
@@ -479,6 +483,9 @@ impl EtcdServer {
     pub async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, EtcdError> {
         self.refuse_if_learner()?;
         validate::txn(&r, self.cfg.max_txn_ops as usize)?;
+        if !crate::apply::txn_is_readonly(&r) {
+            self.check_quota(r.encoded_len()).await?;
+        }
         Metrics::inc(&self.metrics.txn_total);
         self.propose_for(internal_request::Request::Txn(r), "txn", |r| match r {
             internal_response::Response::Txn(x) => Ok(x),
@@ -643,7 +650,18 @@ impl EtcdServer {
             raft_index: m.last_log_index.unwrap_or(0),
             raft_term: m.current_term,
             raft_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
-            errors: Vec::new(),
+            // etcd lists active alarms here, in their protobuf text form.
+            errors: self
+                .alarms
+                .list()
+                .iter()
+                .map(|a| {
+                    let name = crate::api::etcdserverpb::AlarmType::try_from(a.alarm)
+                        .map(|t| t.as_str_name())
+                        .unwrap_or("NONE");
+                    format!("memberID:{} alarm:{name} ", a.member_id)
+                })
+                .collect(),
             db_size_in_use: backend.size_in_use() as i64,
             is_learner: !m
                 .membership_config
@@ -701,7 +719,8 @@ with_header!(
     TxnResponse,
     CompactionResponse,
     crate::api::etcdserverpb::LeaseGrantResponse,
-    crate::api::etcdserverpb::LeaseRevokeResponse
+    crate::api::etcdserverpb::LeaseRevokeResponse,
+    crate::api::etcdserverpb::AlarmResponse
 );
 
 fn unexpected(what: &str, got: Option<internal_response::Response>) -> EtcdError {

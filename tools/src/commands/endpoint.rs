@@ -5,14 +5,17 @@ use std::time::Instant;
 use crate::client::{status_message, Conn, Failure};
 use crate::etcdserverpb::kv_client::KvClient;
 use crate::etcdserverpb::maintenance_client::MaintenanceClient;
-use crate::etcdserverpb::{RangeRequest, StatusRequest, StatusResponse};
+use crate::etcdserverpb::{HashKvRequest, RangeRequest, StatusRequest, StatusResponse};
 use crate::flags::{flag, Kind, Parsed, Spec};
 use crate::printer::{self, header_json, Format, Obj};
 
-pub const FLAGS: &[Spec] = &[flag("cluster", Kind::Bool, "false")];
+pub const FLAGS: &[Spec] = &[
+    flag("cluster", Kind::Bool, "false"),
+    flag("rev", Kind::Value, "0"),
+];
 
 /// The endpoints to ask: `--endpoints`, or with `--cluster` every member's client URLs.
-async fn endpoints(f: &Parsed) -> Result<Vec<String>, Failure> {
+pub async fn endpoints(f: &Parsed) -> Result<Vec<String>, Failure> {
     let given = crate::client::endpoint_list(f);
     if !f.bool("cluster") {
         return Ok(given);
@@ -52,9 +55,71 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
     match sub {
         "status" => status(f, format).await,
         "health" => health(f).await,
+        "hashkv" => hashkv(f, format).await,
         other => Err(Failure::bad_args(format!(
             "endpoint {other} is not supported yet by retcd's etcdctl"
         ))),
+    }
+}
+
+async fn hashkv(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let revision: i64 = f
+        .get("rev")
+        .parse()
+        .map_err(|_| Failure::bad_args(format!("invalid argument {:?} for --rev", f.get("rev"))))?;
+    let mut rows = Vec::new();
+    let mut failed = None;
+    for ep in endpoints(f).await? {
+        let res = match conn_to(f, &ep).await {
+            Ok(conn) => MaintenanceClient::new(conn.channel.clone())
+                .hash_kv(conn.req(HashKvRequest { revision }))
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| status_message(&s)),
+            Err(e) => Err(e.message),
+        };
+        match res {
+            Ok(r) => rows.push((ep, r)),
+            Err(e) => {
+                eprintln!("Failed to get the hash of endpoint {ep} ({e})");
+                failed = Some(e);
+            }
+        }
+    }
+    let out = match format {
+        Format::Json => {
+            let items: Vec<String> = rows
+                .iter()
+                .map(|(ep, r)| {
+                    let h = Obj::default()
+                        .raw("header", header_json(&r.header))
+                        .num("hash", r.hash)
+                        .num("compact_revision", r.compact_revision)
+                        .done();
+                    format!("{{\"Endpoint\":{ep:?},\"HashKV\":{h}}}")
+                })
+                .collect();
+            format!("[{}]\n", items.join(","))
+        }
+        Format::Table => printer::table(
+            &["ENDPOINT", "HASH"],
+            &rows
+                .iter()
+                .map(|(ep, r)| vec![ep.clone(), r.hash.to_string()])
+                .collect::<Vec<_>>(),
+        ),
+        Format::Simple => rows
+            .iter()
+            .map(|(ep, r)| format!("{ep}, {}\n", r.hash))
+            .collect(),
+        other => return Err(other.unsupported()),
+    };
+    match failed {
+        Some(e) => {
+            super::print_now(&out);
+            Err(Failure::error(e))
+        }
+        None => Ok(out),
     }
 }
 

@@ -1,6 +1,8 @@
 //! One module per etcdctl command.
 
+pub mod alarm;
 pub mod compaction;
+pub mod defrag;
 pub mod del;
 pub mod elect;
 pub mod endpoint;
