@@ -73,6 +73,8 @@ pub struct Parsed {
     values: HashMap<&'static str, String>,
     defaults: HashMap<&'static str, &'static str>,
     pub args: Vec<String>,
+    /// How many of `args` came before a `--` (None: there was no `--`).
+    pub dashdash: Option<usize>,
 }
 
 impl Parsed {
@@ -122,8 +124,9 @@ pub fn parse(args: &[String], specs: &[Spec], env: &[(String, String)]) -> Resul
             p.args.push(a.clone());
             continue;
         }
-        if a == "--" {
+        if a == "--" && !only_args {
             only_args = true;
+            p.dashdash = Some(p.args.len());
             continue;
         }
         let (spec, inline) = if let Some(long) = a.strip_prefix("--") {

@@ -145,3 +145,43 @@ fn signal_name(sig: i32) -> String {
         n => format!("signal {n}"),
     }
 }
+
+/// etcdctl's `argify`: whitespace-separated words, "double" (with escapes) or 'single' quoted.
+///
+/// etcdctl 3.4 cuts a single-quoted word to `word[1 : number of words - 1]` (it takes the
+/// length of the word list, not of the word); retcd's etcdctl does the same so that its
+/// output stays identical.
+pub fn argify(line: &str) -> Vec<String> {
+    let mut words: Vec<(String, bool)> = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        if rest.starts_with('"') {
+            if let Some((w, r)) = txn::go_unquote(rest) {
+                words.push((w, false));
+                rest = r.trim_start();
+                continue;
+            }
+        }
+        if let Some(body) = rest.strip_prefix('\'') {
+            if let Some(end) = body.find('\'') {
+                words.push((format!("'{}'", &body[..end]), true));
+                rest = body[end + 1..].trim_start();
+                continue;
+            }
+        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        words.push((rest[..end].to_string(), false));
+        rest = rest[end..].trim_start();
+    }
+    let n = words.len();
+    words
+        .into_iter()
+        .map(|(w, single)| {
+            if !single {
+                return w;
+            }
+            let end = n.saturating_sub(1).clamp(1, w.len());
+            w.get(1..end).unwrap_or_default().to_string()
+        })
+        .collect()
+}
