@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::etcdserverpb::kv_client::KvClient;
@@ -10,6 +11,7 @@ use crate::flags::{duration, Parsed};
 
 /// etcdctl's exit codes.
 pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_BAD_CONNECTION: i32 = 2;
 pub const EXIT_BAD_FEATURE: i32 = 4;
 pub const EXIT_BAD_ARGS: i32 = 128;
 
@@ -69,9 +71,84 @@ pub fn endpoint_list(f: &Parsed) -> Vec<String> {
         .collect()
 }
 
+/// Adds the auth token (once authenticated) to every request, as clientv3 does.
+#[derive(Clone, Default)]
+pub struct Token(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Token {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            r.metadata_mut().insert("token", t.clone());
+        }
+        Ok(r)
+    }
+}
+
+/// A connection to one member, carrying the auth token when `--user` is given.
+pub type Ch = InterceptedService<Channel, Token>;
+
 pub struct Conn {
-    pub channel: Channel,
+    pub channel: Ch,
     pub command_timeout: Duration,
+}
+
+/// `--user name[:password]` and `--password`: the credentials to authenticate with.
+pub fn credentials(f: &Parsed) -> Result<Option<(String, String)>, Failure> {
+    let user = f.get("user");
+    if user.is_empty() {
+        return Ok(None);
+    }
+    let password = f.get("password");
+    if !password.is_empty() {
+        return Ok(Some((user, password)));
+    }
+    match user.split_once(':') {
+        Some((u, p)) => Ok(Some((u.to_string(), p.to_string()))),
+        None => {
+            eprint!("Password: ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Failure::bad_args(format!("failed to ask password: {e}")))?;
+            Ok(Some((
+                user,
+                line.trim_end_matches(['\r', '\n']).to_string(),
+            )))
+        }
+    }
+}
+
+/// Authenticates on `channel` when credentials are given; the connection then carries the
+/// token.
+async fn with_auth(
+    f: &Parsed,
+    channel: Channel,
+    command_timeout: Duration,
+) -> Result<Conn, Failure> {
+    let Some((name, password)) = credentials(f)? else {
+        return Ok(Conn {
+            channel: InterceptedService::new(channel, Token::default()),
+            command_timeout,
+        });
+    };
+    let mut req = tonic::Request::new(crate::etcdserverpb::AuthenticateRequest { name, password });
+    req.set_timeout(command_timeout);
+    let token = crate::etcdserverpb::auth_client::AuthClient::new(channel.clone())
+        .authenticate(req)
+        .await
+        .map_err(|s| Failure {
+            message: status_message(&s),
+            code: EXIT_BAD_CONNECTION,
+        })?
+        .into_inner()
+        .token;
+    let value = token
+        .parse()
+        .map_err(|_| Failure::error("the server returned an unusable auth token"))?;
+    Ok(Conn {
+        channel: InterceptedService::new(channel, Token(Some(value))),
+        command_timeout,
+    })
 }
 
 impl Conn {
@@ -94,10 +171,7 @@ impl Conn {
             };
             let e = e.connect_timeout(dial).tcp_nodelay(true);
             if let Ok(Ok(channel)) = tokio::time::timeout(dial, e.connect()).await {
-                return Ok(Conn {
-                    channel,
-                    command_timeout,
-                });
+                return with_auth(f, channel, command_timeout).await;
             }
         }
         Err(Failure::error("context deadline exceeded"))
@@ -117,15 +191,12 @@ impl Conn {
             .connect_timeout(dial)
             .tcp_nodelay(true);
         match tokio::time::timeout(dial, e.connect()).await {
-            Ok(Ok(channel)) => Ok(Conn {
-                channel,
-                command_timeout,
-            }),
+            Ok(Ok(channel)) => with_auth(f, channel, command_timeout).await,
             _ => Err(Failure::error("context deadline exceeded")),
         }
     }
 
-    pub fn kv(&self) -> KvClient<Channel> {
+    pub fn kv(&self) -> KvClient<Ch> {
         KvClient::new(self.channel.clone())
     }
 

@@ -27,7 +27,10 @@ pub fn main(args: Vec<String>) -> i32 {
             0
         }
         Err(f) => {
-            eprintln!("Error: {}", f.message);
+            // An empty message: the command already said what failed.
+            if !f.message.is_empty() {
+                eprintln!("Error: {}", f.message);
+            }
             f.code
         }
     }
@@ -54,6 +57,9 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
             commands::lease::FLAGS
         }
         "lock" => commands::lock::FLAGS,
+        "auth enable" | "auth disable" | "auth status" => &[],
+        n if n.starts_with("user ") => commands::user::FLAGS,
+        n if n.starts_with("role ") => commands::role::FLAGS,
         "make-mirror" => commands::make_mirror::FLAGS,
         "snapshot save" | "snapshot status" => &[],
         "snapshot restore" => commands::snapshot::RESTORE_FLAGS,
@@ -83,6 +89,9 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         n if n.starts_with("endpoint ") => commands::endpoint::run(&words[1], &f, format).await,
         n if n.starts_with("lease ") => commands::lease::run(&words[1], &f, format).await,
         "lock" => commands::lock::run(&f, format).await,
+        n if n.starts_with("auth ") => commands::auth::run(&words[1], &f, format).await,
+        n if n.starts_with("user ") => commands::user::run(&words[1], &f, format).await,
+        n if n.starts_with("role ") => commands::role::run(&words[1], &f, format).await,
         n if n.starts_with("alarm ") => commands::alarm::run(&words[1], &f, format).await,
         "defrag" => commands::defrag::run(&f).await,
         "make-mirror" => commands::make_mirror::run(&f).await,

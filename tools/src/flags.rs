@@ -228,6 +228,15 @@ fn is_subcommand(group: &str, w: &str) -> bool {
             | ("endpoint", "health" | "status" | "hashkv")
             | ("alarm", "list" | "disarm")
             | ("snapshot", "save" | "status" | "restore")
+            | ("auth", "enable" | "disable" | "status")
+            | (
+                "user",
+                "add" | "delete" | "get" | "list" | "passwd" | "grant-role" | "revoke-role"
+            )
+            | (
+                "role",
+                "add" | "delete" | "get" | "list" | "grant-permission" | "revoke-permission"
+            )
     )
 }
 

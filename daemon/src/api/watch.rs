@@ -34,9 +34,11 @@ fn header(rev: i64) -> Option<ResponseHeader> {
 pub fn serve(
     server: Arc<EtcdServer>,
     mut inbound: Streaming<WatchRequest>,
+    ai: Option<crate::auth::AuthInfo>,
 ) -> BoxStream<WatchResponse> {
     let (tx, rx) = mpsc::channel::<WatchResponse>(STREAM_CAPACITY);
     let hub = server.watch.clone();
+    let checker = server.clone();
     tokio::spawn(async move {
         let mut mine: HashMap<i64, WatcherKey> = HashMap::new();
         let mut next_id: i64 = 0;
@@ -44,6 +46,19 @@ pub fn serve(
             match req.request_union {
                 Some(RequestUnion::CreateRequest(c)) => {
                     let rev = hub.current_rev();
+                    if checker.check_read(&ai, &c.key, &c.range_end).is_err() {
+                        let _ = tx
+                            .send(WatchResponse {
+                                header: header(rev),
+                                watch_id: -1,
+                                created: true,
+                                canceled: true,
+                                cancel_reason: "rpc error: code = PermissionDenied desc = etcdserver: permission denied".into(),
+                                ..Default::default()
+                            })
+                            .await;
+                        continue;
+                    }
                     let id = if c.watch_id != 0 {
                         c.watch_id
                     } else {

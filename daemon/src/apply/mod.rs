@@ -17,6 +17,7 @@ use crate::api::etcdserverpb::{
 };
 use crate::api::mvccpb::KeyValue;
 use crate::api::retcdpb::{internal_request, internal_response, InternalRequest, InternalResponse};
+use crate::auth::{AuthStore, MetaWrite};
 use crate::error::EtcdError;
 use crate::lease::{lease_key, LeaseRecord, Lessor};
 use crate::mvcc::{RangeEnd, RangeOptions, RevTxn, WriteTxn};
@@ -39,11 +40,27 @@ pub fn apply(
     req: InternalRequest,
     leases: &Lessor,
     alarms: &Alarms,
+    auth: &AuthStore,
 ) -> Result<InternalResponse, EtcdError> {
     use internal_request::Request as Rq;
     use internal_response::Response as Rs;
     refuse_under_alarm(&req, alarms)?;
-    let response = match req.request {
+    // A request whose permissions were checked against an older auth store is refused.
+    if req.auth_revision != 0 && auth.enabled() && req.auth_revision < auth.revision() {
+        return Err(EtcdError::AuthOldRevision);
+    }
+    let Some(rq) = req.request else {
+        return Ok(InternalResponse { response: None });
+    };
+    let rq = match apply_auth(txn, rq, auth)? {
+        Ok(done) => {
+            return Ok(InternalResponse {
+                response: Some(Rs::Auth(done)),
+            })
+        }
+        Err(other) => other,
+    };
+    let response = match Some(rq) {
         None => None,
         Some(Rq::Alarm(a)) => {
             use crate::api::etcdserverpb::alarm_request::AlarmAction;
@@ -167,8 +184,76 @@ pub fn apply(
             resp.header = header(rt.finish());
             Some(Rs::Txn(resp))
         }
+        Some(other) => {
+            return Err(EtcdError::Internal(format!(
+                "request not applied here: {other:?}"
+            )))
+        }
     };
     Ok(InternalResponse { response })
+}
+
+/// Applies an auth change (answering with the header to reply with), or hands any other
+/// request back.
+fn apply_auth(
+    txn: &mut WriteTxn<'_>,
+    rq: internal_request::Request,
+    auth: &AuthStore,
+) -> Result<Result<ResponseHeader, internal_request::Request>, EtcdError> {
+    use internal_request::Request as Rq;
+    let pw = |hashed: &str| -> Vec<u8> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(hashed)
+            .unwrap_or_default()
+    };
+    let writes = match rq {
+        Rq::AuthEnable(_) => auth.enable()?,
+        Rq::AuthDisable(_) => auth.disable(),
+        Rq::Authenticate(a) => {
+            if !auth.enabled() {
+                return Err(EtcdError::AuthNotEnabled);
+            }
+            if auth.user(&a.name).is_none() {
+                return Err(EtcdError::AuthFailed);
+            }
+            auth.assign_token(&a.simple_token, &a.name);
+            Vec::new()
+        }
+        Rq::UserAdd(u) => {
+            let no_password = u.options.is_some_and(|o| o.no_password);
+            auth.user_add(&u.name, pw(&u.hashed_password), no_password)?
+        }
+        Rq::UserDelete(u) => auth.user_delete(&u.name)?,
+        Rq::UserChangePassword(u) => auth.user_change_password(&u.name, pw(&u.hashed_password))?,
+        Rq::UserGrantRole(u) => auth.user_grant_role(&u.user, &u.role)?,
+        Rq::UserRevokeRole(u) => auth.user_revoke_role(&u.name, &u.role)?,
+        Rq::RoleAdd(r) => auth.role_add(&r.name)?,
+        Rq::RoleDelete(r) => auth.role_delete(&r.role)?,
+        Rq::RoleGrantPermission(r) => {
+            let p = r.perm.ok_or(EtcdError::PermissionNotGiven)?;
+            auth.role_grant(
+                &r.name,
+                crate::auth::Perm {
+                    perm_type: p.perm_type,
+                    key: p.key,
+                    range_end: p.range_end,
+                },
+            )?
+        }
+        Rq::RoleRevokePermission(r) => auth.role_revoke(&r.role, &r.key, &r.range_end)?,
+        other => return Ok(Err(other)),
+    };
+    for w in writes {
+        match w {
+            MetaWrite::Put(k, v) => txn.put_meta_raw(&k, &v)?,
+            MetaWrite::Delete(k) => txn.delete_meta(&k)?,
+        }
+    }
+    Ok(Ok(ResponseHeader {
+        revision: txn.current_rev(),
+        ..Default::default()
+    }))
 }
 
 /// etcd's capped and corrupt appliers: under NOSPACE only reads, deletes and compaction

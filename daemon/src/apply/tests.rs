@@ -16,9 +16,13 @@ fn run(s: &Store, r: internal_request::Request) -> Result<internal_response::Res
     let mut txn = s.write();
     let out = apply(
         &mut txn,
-        InternalRequest { request: Some(r) },
+        InternalRequest {
+            request: Some(r),
+            ..Default::default()
+        },
         &Lessor::default(),
         &crate::alarm::Alarms::default(),
+        &crate::auth::AuthStore::new(std::time::Duration::from_secs(300)),
     );
     txn.commit().unwrap();
     out.map(|r| r.response.unwrap())

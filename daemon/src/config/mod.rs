@@ -70,6 +70,8 @@ pub struct Config {
     pub initial_cluster_token: String,
     pub strict_reconfig_check: bool,
     pub quota_backend_bytes: u64,
+    pub bcrypt_cost: u32,
+    pub auth_token_ttl: u64,
     pub max_txn_ops: u64,
     pub max_request_bytes: u64,
     pub max_concurrent_streams: u32,
@@ -363,6 +365,16 @@ fn build(
         initial_cluster_token: get("initial-cluster-token"),
         strict_reconfig_check: get_bool("strict-reconfig-check"),
         quota_backend_bytes: get_u64("quota-backend-bytes")?,
+        bcrypt_cost: {
+            let c = get_u64("bcrypt-cost")?;
+            if !(4..=31).contains(&c) {
+                return err(format!(
+                    "--bcrypt-cost={c}: must be between 4 and 31 (etcd's default is 10)"
+                ));
+            }
+            c as u32
+        },
+        auth_token_ttl: get_u64("auth-token-ttl")?,
         max_txn_ops,
         max_request_bytes,
         max_concurrent_streams: get_u64("max-concurrent-streams")?.min(u32::MAX as u64) as u32,

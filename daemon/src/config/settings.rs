@@ -125,8 +125,8 @@ pub const SETTINGS: &[Setting] = &[
     s("tls-max-version", "", Str, NotYet, "Maximum TLS version supported by etcd."),
     // Auth
     s("auth-token", "simple", Str, NotYet, "Specify a v3 authentication token type and its options ('simple' or 'jwt')."),
-    s("bcrypt-cost", "10", Uint, NotYet, "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31."),
-    s("auth-token-ttl", "300", Uint, NotYet, "The lifetime in seconds of the auth token."),
+    s("bcrypt-cost", "10", Uint, Yes, "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31."),
+    s("auth-token-ttl", "300", Uint, Yes, "The lifetime in seconds of the auth token."),
     // Profiling and monitoring
     s("enable-pprof", "false", Bool, NotYet, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\""),
     s("metrics", "basic", Str, Yes, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),

@@ -400,6 +400,17 @@ impl<'a> WriteTxn<'a> {
             .map_err(storage_err)
     }
 
+    /// Stores an already encoded meta record in this transaction's batch.
+    pub fn put_meta_raw(&mut self, key: &str, v: &[u8]) -> Result<(), EtcdError> {
+        let cf = self
+            .store
+            .backend
+            .cf(crate::backend::CF_META)
+            .map_err(storage_err)?;
+        self.batch.put_cf(cf, key, v);
+        Ok(())
+    }
+
     /// Deletes a meta record in this transaction's batch.
     pub fn delete_meta(&mut self, key: &str) -> Result<(), EtcdError> {
         let cf = self

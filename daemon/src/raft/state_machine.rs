@@ -23,6 +23,7 @@ pub struct StateMachine {
     watch: Arc<crate::watch::WatchHub>,
     lessor: Arc<Lessor>,
     alarms: Arc<crate::alarm::Alarms>,
+    auth: Arc<crate::auth::AuthStore>,
     applied: Option<LogId>,
     membership: Membership,
     warn_apply: Duration,
@@ -36,6 +37,7 @@ impl StateMachine {
         watch: Arc<crate::watch::WatchHub>,
         lessor: Arc<Lessor>,
         alarms: Arc<crate::alarm::Alarms>,
+        auth: Arc<crate::auth::AuthStore>,
         warn_apply: Duration,
         snap_dir: PathBuf,
     ) -> Result<StateMachine, StorageError> {
@@ -57,6 +59,7 @@ impl StateMachine {
             watch,
             lessor,
             alarms,
+            auth,
             applied,
             membership,
             warn_apply,
@@ -119,7 +122,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match entry.payload {
                 EntryPayload::Blank => out.push(Ok(Pb(InternalResponse::default()))),
                 EntryPayload::Normal(req) => {
-                    out.push(apply::apply(&mut txn, req.0, &self.lessor, &self.alarms).map(Pb));
+                    out.push(
+                        apply::apply(&mut txn, req.0, &self.lessor, &self.alarms, &self.auth)
+                            .map(Pb),
+                    );
                 }
                 EntryPayload::Membership(m) => {
                     // A removed member's published attributes go with it.
@@ -200,6 +206,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .meta_with_prefix("lease/")
             .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?;
         self.lessor.reset(records, self.store.take_attached());
+        self.auth
+            .load(self.store.backend())
+            .map_err(|e| io_err(subject(), ErrorVerb::Read, e))?;
         self.alarms.reset(
             self.store
                 .backend()

@@ -82,11 +82,16 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
             .meta_with_prefix("alarm/")
             .map_err(|e| e.to_string())?,
     ));
+    let auth = Arc::new(crate::auth::AuthStore::new(Duration::from_secs(
+        cfg.auth_token_ttl.max(1),
+    )));
+    auth.load(&backend)?;
     let sm = StateMachine::open(
         store.clone(),
         watch.clone(),
         lessor.clone(),
         alarms.clone(),
+        auth.clone(),
         cfg.warning_apply_duration,
         snap_dir,
     )
@@ -131,6 +136,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         watch,
         lessor,
         alarms,
+        auth,
         lease_ids: std::sync::atomic::AtomicU64::new(0),
         transferring: Default::default(),
         quota_cache: Default::default(),

@@ -258,6 +258,7 @@ async fn checkpoint(server: &EtcdServer) {
                     checkpoints: chunk.to_vec(),
                 },
             )),
+            ..Default::default()
         };
         if let Err(e) = server.propose(req).await {
             tracing::warn!(error = %e, "lease checkpoint failed");

@@ -1,6 +1,7 @@
 //! The request path: validate, then propose writes through raft (answered once applied), or
 //! serve reads from MVCC after a linearizable barrier (or locally when serializable).
 
+mod auth;
 pub mod bootstrap;
 pub mod compactor;
 mod leases;
@@ -51,6 +52,7 @@ pub struct EtcdServer {
     pub watch: Arc<crate::watch::WatchHub>,
     pub lessor: Arc<crate::lease::Lessor>,
     pub alarms: Arc<crate::alarm::Alarms>,
+    pub auth: Arc<crate::auth::AuthStore>,
     /// Counter for server-chosen lease IDs.
     lease_ids: std::sync::atomic::AtomicU64,
     /// Set while leadership is being handed over: new proposals wait.
@@ -242,9 +244,22 @@ impl EtcdServer {
         what: &str,
         pick: impl FnOnce(internal_response::Response) -> Result<T, internal_response::Response>,
     ) -> Result<T, EtcdError> {
+        self.propose_as(&None, request, what, pick).await
+    }
+
+    /// As `propose_for`, for a request whose permissions were checked for `ai`: applying it
+    /// fails if the auth store changed since.
+    pub(crate) async fn propose_as<T: WithHeader>(
+        &self,
+        ai: &Option<crate::auth::AuthInfo>,
+        request: internal_request::Request,
+        what: &str,
+        pick: impl FnOnce(internal_response::Response) -> Result<T, internal_response::Response>,
+    ) -> Result<T, EtcdError> {
         let resp = self
             .propose(InternalRequest {
                 request: Some(request),
+                auth_revision: ai.as_ref().map(|a| a.revision).unwrap_or(0),
             })
             .await?;
         match resp.response.map(pick) {
@@ -429,6 +444,7 @@ impl EtcdServer {
                         .collect(),
                 },
             )),
+            ..Default::default()
         };
         self.propose(req).await.map(|_| ())
     }
@@ -451,11 +467,19 @@ impl EtcdServer {
     }
 
     pub async fn put(&self, r: PutRequest) -> Result<PutResponse, EtcdError> {
+        self.put_as(r, &None).await
+    }
+
+    pub async fn put_as(
+        &self,
+        r: PutRequest,
+        ai: &Option<crate::auth::AuthInfo>,
+    ) -> Result<PutResponse, EtcdError> {
         self.refuse_if_learner()?;
         validate::put(&r)?;
         self.check_quota(r.key.len() + r.value.len()).await?;
         Metrics::inc(&self.metrics.put_total);
-        self.propose_for(internal_request::Request::Put(r), "put", |r| match r {
+        self.propose_as(ai, internal_request::Request::Put(r), "put", |r| match r {
             internal_response::Response::Put(x) => Ok(x),
             other => Err(other),
         })
@@ -466,10 +490,19 @@ impl EtcdServer {
         &self,
         r: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, EtcdError> {
+        self.delete_range_as(r, &None).await
+    }
+
+    pub async fn delete_range_as(
+        &self,
+        r: DeleteRangeRequest,
+        ai: &Option<crate::auth::AuthInfo>,
+    ) -> Result<DeleteRangeResponse, EtcdError> {
         self.refuse_if_learner()?;
         validate::delete_range(&r)?;
         Metrics::inc(&self.metrics.delete_total);
-        self.propose_for(
+        self.propose_as(
+            ai,
             internal_request::Request::DeleteRange(r),
             "delete",
             |r| match r {
@@ -481,13 +514,21 @@ impl EtcdServer {
     }
 
     pub async fn txn(&self, r: TxnRequest) -> Result<TxnResponse, EtcdError> {
+        self.txn_as(r, &None).await
+    }
+
+    pub async fn txn_as(
+        &self,
+        r: TxnRequest,
+        ai: &Option<crate::auth::AuthInfo>,
+    ) -> Result<TxnResponse, EtcdError> {
         self.refuse_if_learner()?;
         validate::txn(&r, self.cfg.max_txn_ops as usize)?;
         if !crate::apply::txn_is_readonly(&r) {
             self.check_quota(r.encoded_len()).await?;
         }
         Metrics::inc(&self.metrics.txn_total);
-        self.propose_for(internal_request::Request::Txn(r), "txn", |r| match r {
+        self.propose_as(ai, internal_request::Request::Txn(r), "txn", |r| match r {
             internal_response::Response::Txn(x) => Ok(x),
             other => Err(other),
         })
@@ -559,7 +600,12 @@ impl EtcdServer {
         r: internal_request::Request,
     ) -> Result<(ResponseHeader, InternalResponse), EtcdError> {
         self.refuse_if_learner()?;
-        let resp = self.propose(InternalRequest { request: Some(r) }).await?;
+        let resp = self
+            .propose(InternalRequest {
+                request: Some(r),
+                ..Default::default()
+            })
+            .await?;
         // Answer with the membership the change produced, once it reached this member.
         let _ = self.linearizable_barrier().await;
         let mut header = self.header();
@@ -701,6 +747,15 @@ pub(crate) fn peer_status(s: tonic::Status) -> EtcdError {
 /// Response messages whose header the request path fills in.
 pub(crate) trait WithHeader {
     fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+/// An applied auth change answers with a bare header.
+pub(crate) struct AuthApplied(pub Option<ResponseHeader>);
+
+impl WithHeader for AuthApplied {
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+        &mut self.0
+    }
 }
 
 macro_rules! with_header {

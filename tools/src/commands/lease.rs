@@ -17,7 +17,7 @@ pub const FLAGS: &[Spec] = &[
 ];
 
 /// etcdctl's exit code when the server cannot be used as asked.
-const EXIT_BAD_CONNECTION: i32 = 2;
+use crate::client::EXIT_BAD_CONNECTION;
 
 fn lease_arg(f: &Parsed, cmd: &str) -> Result<i64, Failure> {
     if f.args.len() != 1 {

@@ -1,6 +1,7 @@
 //! One module per etcdctl command.
 
 pub mod alarm;
+pub mod auth;
 pub mod compaction;
 pub mod defrag;
 pub mod del;
@@ -13,8 +14,10 @@ pub mod make_mirror;
 pub mod member;
 pub mod move_leader;
 pub mod put;
+pub mod role;
 pub mod snapshot;
 pub mod txn;
+pub mod user;
 pub mod version;
 pub mod watch;
 

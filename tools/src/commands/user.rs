@@ -1,0 +1,223 @@
+//! `etcdctl user add|delete|get|list|passwd|grant-role|revoke-role`
+
+use crate::authpb::UserAddOptions;
+use crate::client::{Conn, Failure};
+use crate::etcdserverpb::auth_client::AuthClient;
+use crate::etcdserverpb::{
+    AuthRoleGetRequest, AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest,
+    AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
+};
+use crate::flags::{flag, Kind, Parsed, Spec};
+use crate::printer::{header_json, Format, Obj};
+
+pub const FLAGS: &[Spec] = &[
+    flag("interactive", Kind::Bool, "true"),
+    flag("new-user-password", Kind::Value, ""),
+    flag("no-password", Kind::Bool, "false"),
+    flag("detail", Kind::Bool, "false"),
+];
+
+fn one_arg<'a>(f: &'a Parsed, msg: &str) -> Result<&'a str, Failure> {
+    match f.args.as_slice() {
+        [a] => Ok(a),
+        _ => Err(Failure::bad_args(msg)),
+    }
+}
+
+fn read_line() -> String {
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    line.split_whitespace().next().unwrap_or("").to_string()
+}
+
+/// etcdctl asks twice on the terminal; from a pipe it reads the two lines.
+fn ask_password(name: &str) -> Result<String, Failure> {
+    eprint!("Password of {name}: ");
+    let p1 = read_line();
+    if p1.is_empty() {
+        return Err(Failure::bad_args("empty password"));
+    }
+    eprint!("Type password of {name} again for confirmation: ");
+    let p2 = read_line();
+    if p1 != p2 {
+        return Err(Failure::bad_args("given passwords are different"));
+    }
+    Ok(p1)
+}
+
+fn header_only(h: &Option<crate::etcdserverpb::ResponseHeader>) -> String {
+    Obj::default().raw("header", header_json(h)).done() + "\n"
+}
+
+fn strings(v: &[String]) -> Vec<String> {
+    v.iter().map(|s| format!("{s:?}")).collect()
+}
+
+pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
+    let json = format == Format::Json;
+    match sub {
+        "add" => {
+            let arg = one_arg(f, "user add command requires user name as its argument")?;
+            let (mut user, mut password) = (arg.to_string(), String::new());
+            let no_password = f.bool("no-password");
+            if !no_password {
+                if !f.get("new-user-password").is_empty() {
+                    password = f.get("new-user-password");
+                } else if let Some((u, p)) = arg.split_once(':') {
+                    if u.is_empty() {
+                        return Err(Failure::bad_args("empty user name is not allowed"));
+                    }
+                    user = u.to_string();
+                    password = p.to_string();
+                } else if !f.bool("interactive") {
+                    password = read_line();
+                } else {
+                    password = ask_password(arg)?;
+                }
+            }
+            let conn = Conn::open(f).await?;
+            let r = AuthClient::new(conn.channel.clone())
+                .user_add(conn.req(AuthUserAddRequest {
+                    name: user.clone(),
+                    password,
+                    options: Some(UserAddOptions { no_password }),
+                    hashed_password: String::new(),
+                }))
+                .await?
+                .into_inner();
+            Ok(if json {
+                header_only(&r.header)
+            } else {
+                format!("User {user} created\n")
+            })
+        }
+        "delete" => {
+            let name = one_arg(f, "user delete command requires user name as its argument")?;
+            let conn = Conn::open(f).await?;
+            let r = AuthClient::new(conn.channel.clone())
+                .user_delete(conn.req(AuthUserDeleteRequest { name: name.into() }))
+                .await?
+                .into_inner();
+            Ok(if json {
+                header_only(&r.header)
+            } else {
+                format!("User {name} deleted\n")
+            })
+        }
+        "get" => {
+            let name = one_arg(f, "user get command requires user name as its argument")?;
+            let conn = Conn::open(f).await?;
+            let mut c = AuthClient::new(conn.channel.clone());
+            let r = c
+                .user_get(conn.req(AuthUserGetRequest { name: name.into() }))
+                .await?
+                .into_inner();
+            if f.bool("detail") {
+                let mut out = format!("User: {name}\n");
+                for role in &r.roles {
+                    out.push('\n');
+                    let rr = c
+                        .role_get(conn.req(AuthRoleGetRequest { role: role.clone() }))
+                        .await?
+                        .into_inner();
+                    out.push_str(&super::role::print_role(role, &rr, format)?);
+                }
+                return Ok(out);
+            }
+            Ok(if json {
+                Obj::default()
+                    .raw("header", header_json(&r.header))
+                    .list("roles", strings(&r.roles))
+                    .done()
+                    + "\n"
+            } else {
+                let mut out = format!("User: {name}\nRoles:");
+                for role in &r.roles {
+                    out.push(' ');
+                    out.push_str(role);
+                }
+                out.push('\n');
+                out
+            })
+        }
+        "list" => {
+            if !f.args.is_empty() {
+                return Err(Failure::bad_args("user list command requires no arguments"));
+            }
+            let conn = Conn::open(f).await?;
+            let r = AuthClient::new(conn.channel.clone())
+                .user_list(conn.req(AuthUserListRequest {}))
+                .await?
+                .into_inner();
+            Ok(if json {
+                Obj::default()
+                    .raw("header", header_json(&r.header))
+                    .list("users", strings(&r.users))
+                    .done()
+                    + "\n"
+            } else {
+                r.users.iter().map(|u| format!("{u}\n")).collect()
+            })
+        }
+        "passwd" => {
+            let name = one_arg(f, "user passwd command requires user name as its argument")?;
+            let password = if f.bool("interactive") {
+                ask_password(name)?
+            } else {
+                read_line()
+            };
+            let conn = Conn::open(f).await?;
+            let r = AuthClient::new(conn.channel.clone())
+                .user_change_password(conn.req(AuthUserChangePasswordRequest {
+                    name: name.into(),
+                    password,
+                    hashed_password: String::new(),
+                }))
+                .await?
+                .into_inner();
+            Ok(if json {
+                header_only(&r.header)
+            } else {
+                "Password updated\n".into()
+            })
+        }
+        "grant-role" | "revoke-role" => {
+            let [user, role] = f.args.as_slice() else {
+                return Err(Failure::bad_args(if sub == "grant-role" {
+                    "user grant command requires user name and role name as its argument"
+                } else {
+                    "user revoke-role requires user name and role name as its argument"
+                }));
+            };
+            let conn = Conn::open(f).await?;
+            let mut c = AuthClient::new(conn.channel.clone());
+            let header = if sub == "grant-role" {
+                c.user_grant_role(conn.req(AuthUserGrantRoleRequest {
+                    user: user.clone(),
+                    role: role.clone(),
+                }))
+                .await?
+                .into_inner()
+                .header
+            } else {
+                c.user_revoke_role(conn.req(AuthUserRevokeRoleRequest {
+                    name: user.clone(),
+                    role: role.clone(),
+                }))
+                .await?
+                .into_inner()
+                .header
+            };
+            Ok(if json {
+                header_only(&header)
+            } else if sub == "grant-role" {
+                format!("Role {role} is granted to user {user}\n")
+            } else {
+                format!("Role {role} is revoked from user {user}\n")
+            })
+        }
+        other => Err(Failure::bad_args(format!(
+            "unknown user subcommand {other}"
+        ))),
+    }
+}
