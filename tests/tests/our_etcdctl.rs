@@ -65,6 +65,9 @@ const SCRIPT: &[Step] = &[
     (&["put", "", "v"], None),
     (&["get", "foo", "--rev=100000"], None),
     (&["del", "nosuch"], None),
+    (&["put", "foo", "bar5", "--prev-kv", "-w", "fields"], None),
+    (&["put", "pb", "x"], None),
+    (&["del", "pb", "--prev-kv", "-w", "fields"], None),
     (&["del", "foo", "--prev-kv"], None),
     (&["del", "k/", "--prefix", "--prev-kv", "-w", "json"], None),
     (&["del", "k/", "--prefix"], None),
@@ -88,6 +91,7 @@ const SCRIPT: &[Step] = &[
     (&["txn", "-w", "json"], Some("version(\"t1\") > \"5\"\n\nput t3 x\n\nget t1\n\n")),
     (&["put", "t1", "v1"], None),
     (&["txn", "--interactive"], Some("value(\"t1\") = \"v1\"\n\nput t3 x\n\n\n")),
+    (&["txn", "-w", "fields"], Some("version(\"t1\") > \"0\"\n\nput t6 x --prev-kv\nget t1\ndel t6\n\n\n")),
     (&["txn", "-w", "json"], Some("mod(\"t3\") > \"1\"\nvalue(\"nokey\") != \"a\"\n\nput t4 y\ndel t3 --prev-kv\nget t --prefix\n\nput t5 z\n\n")),
     (&["txn"], Some("\nput d1 a\nput d1 b\n\n\n")),
     (&["txn"], Some("\nput \"quoted key\" 'single quoted'\nget \"quoted key\"\n\n\n")),
@@ -397,4 +401,22 @@ fn our_etcdctl_member_changes() {
         "{}",
         err_lines(&o)
     );
+}
+
+#[test]
+fn protobuf_output_is_the_same_bytes() {
+    let m = Member::start(Flavor::Retcd);
+    let ep = m.endpoint();
+    etcdctl(&ep, &["put", "foo", "bar"], None);
+    etcdctl(&ep, &["put", "foo2", "bar2"], None);
+    for args in [
+        vec!["get", "foo", "--prefix", "-w", "protobuf"],
+        vec!["txn", "-w", "protobuf"],
+    ] {
+        let stdin = (args[0] == "txn").then_some(&b"\nget foo\n\n"[..]);
+        let r = run_ctl(&real_etcdctl(), &ep, &args, stdin);
+        let o = run_ctl(&our_etcdctl(), &ep, &args, stdin);
+        assert!(!r.stdout.is_empty());
+        assert_eq!(o.stdout, r.stdout, "{args:?}");
+    }
 }

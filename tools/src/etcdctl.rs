@@ -57,6 +57,8 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
             commands::lease::FLAGS
         }
         "lock" => commands::lock::FLAGS,
+        "check perf" => commands::check::PERF_FLAGS,
+        "check datascale" => commands::check::DATASCALE_FLAGS,
         "auth enable" | "auth disable" | "auth status" => &[],
         n if n.starts_with("user ") => commands::user::FLAGS,
         n if n.starts_with("role ") => commands::role::FLAGS,
@@ -89,6 +91,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         n if n.starts_with("endpoint ") => commands::endpoint::run(&words[1], &f, format).await,
         n if n.starts_with("lease ") => commands::lease::run(&words[1], &f, format).await,
         "lock" => commands::lock::run(&f, format).await,
+        n if n.starts_with("check ") => commands::check::run(&words[1], &f).await,
         n if n.starts_with("auth ") => commands::auth::run(&words[1], &f, format).await,
         n if n.starts_with("user ") => commands::user::run(&words[1], &f, format).await,
         n if n.starts_with("role ") => commands::role::run(&words[1], &f, format).await,

@@ -229,6 +229,7 @@ fn is_subcommand(group: &str, w: &str) -> bool {
             | ("alarm", "list" | "disarm")
             | ("snapshot", "save" | "status" | "restore")
             | ("auth", "enable" | "disable" | "status")
+            | ("check", "perf" | "datascale")
             | (
                 "user",
                 "add" | "delete" | "get" | "list" | "passwd" | "grant-role" | "revoke-role"

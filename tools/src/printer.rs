@@ -211,12 +211,26 @@ pub fn fields_header(out: &mut String, h: &Option<ResponseHeader>) {
 }
 
 pub fn fields_kv(out: &mut String, kv: &KeyValue) {
-    out.push_str(&format!("\"Key\" : {}\n", go_quote(&kv.key)));
-    out.push_str(&format!("\"CreateRevision\" : {}\n", kv.create_revision));
-    out.push_str(&format!("\"ModRevision\" : {}\n", kv.mod_revision));
-    out.push_str(&format!("\"Version\" : {}\n", kv.version));
-    out.push_str(&format!("\"Value\" : {}\n", go_quote(&kv.value)));
-    out.push_str(&format!("\"Lease\" : {}\n", kv.lease));
+    fields_kv_prefixed(out, "", kv)
+}
+
+/// A key-value in the fields format, its names prefixed (`Prev` for previous values).
+pub fn fields_kv_prefixed(out: &mut String, pfx: &str, kv: &KeyValue) {
+    out.push_str(&format!("\"{pfx}Key\" : {}\n", go_quote(&kv.key)));
+    out.push_str(&format!("\"{pfx}CreateRevision\" : {}\n", kv.create_revision));
+    out.push_str(&format!("\"{pfx}ModRevision\" : {}\n", kv.mod_revision));
+    out.push_str(&format!("\"{pfx}Version\" : {}\n", kv.version));
+    out.push_str(&format!("\"{pfx}Value\" : {}\n", go_quote(&kv.value)));
+    out.push_str(&format!("\"{pfx}Lease\" : {}\n", kv.lease));
+}
+
+/// `-w protobuf`: the response's wire encoding, written to standard output as is.
+pub fn protobuf(m: &impl prost::Message) -> String {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&m.encode_to_vec());
+    let _ = out.flush();
+    String::new()
 }
 
 pub fn txn_json(r: &crate::etcdserverpb::TxnResponse) -> String {

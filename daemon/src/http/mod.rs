@@ -210,6 +210,14 @@ fn render_metrics(s: &EtcdServer) -> String {
     );
     metric(
         &mut o,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        "",
+        resident_memory_bytes(),
+    );
+    metric(
+        &mut o,
         "etcd_mvcc_range_total",
         "counter",
         "Total number of ranges seen by this member.",
@@ -291,4 +299,15 @@ pub async fn serve(
     drop(listener);
     // Give in-flight requests a moment; long-lived streams are cut after it.
     let _ = tokio::time::timeout(Duration::from_secs(3), graceful.shutdown()).await;
+}
+
+/// This process's resident set size, from /proc (0 where unavailable).
+fn resident_memory_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
 }

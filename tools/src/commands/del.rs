@@ -46,6 +46,14 @@ pub fn print(
             out.push_str(&printer::delete_json(resp));
             out.push('\n');
         }
+        Format::Fields => {
+            printer::fields_header(&mut out, &resp.header);
+            out.push_str(&format!("\"Deleted\" : {}\n", resp.deleted));
+            for kv in &resp.prev_kvs {
+                printer::fields_kv_prefixed(&mut out, "Prev", kv);
+            }
+        }
+        Format::Protobuf => return printer::protobuf(resp),
         _ => {
             out.push_str(&format!("{}\n", resp.deleted));
             for kv in &resp.prev_kvs {

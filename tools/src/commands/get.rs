@@ -109,6 +109,7 @@ pub fn print(resp: &crate::etcdserverpb::RangeResponse, f: &Parsed, format: Form
             out.push_str(&format!("\"More\" : {}\n", resp.more));
             out.push_str(&format!("\"Count\" : {}\n", resp.count));
         }
+        Format::Protobuf => return printer::protobuf(resp),
         _ => {
             for kv in &resp.kvs {
                 printer::simple_kv(&mut out, kv, f.bool("hex"), f.bool("print-value-only"));

@@ -57,6 +57,13 @@ pub fn print(resp: &crate::etcdserverpb::PutResponse, f: &Parsed, format: Format
             out.push_str(&printer::put_json(resp));
             out.push('\n');
         }
+        Format::Fields => {
+            printer::fields_header(&mut out, &resp.header);
+            if let Some(kv) = &resp.prev_kv {
+                printer::fields_kv_prefixed(&mut out, "Prev", kv);
+            }
+        }
+        Format::Protobuf => return printer::protobuf(resp),
         _ => {
             out.push_str("OK\n");
             if let Some(kv) = &resp.prev_kv {

@@ -171,6 +171,25 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             out.push_str(&printer::txn_json(&resp));
             out.push('\n');
         }
+        Format::Protobuf => return Ok(printer::protobuf(&resp)),
+        Format::Fields => {
+            printer::fields_header(&mut out, &resp.header);
+            out.push_str(&format!("\"Succeeded\" : {}\n", resp.succeeded));
+            for op in &resp.responses {
+                match &op.response {
+                    Some(response_op::Response::ResponseRange(r)) => {
+                        out.push_str(&super::get::print(r, f, format))
+                    }
+                    Some(response_op::Response::ResponsePut(r)) => {
+                        out.push_str(&super::put::print(r, f, format))
+                    }
+                    Some(response_op::Response::ResponseDeleteRange(r)) => {
+                        out.push_str(&super::del::print(r, f, format))
+                    }
+                    other => out.push_str(&format!("\"Unknown\" : {other:?}\n")),
+                }
+            }
+        }
         _ => {
             out.push_str(if resp.succeeded {
                 "SUCCESS\n"
