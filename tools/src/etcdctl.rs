@@ -67,7 +67,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "snapshot restore" => commands::snapshot::RESTORE_FLAGS,
         "elect" => commands::elect::FLAGS,
         "move-leader" => &[],
-        "version" | "" => &[],
+        "version" | "" | "completion" => &[],
         _ => {
             let msg = format!("unknown command {:?} for \"etcdctl\"", words[0]);
             eprintln!("Error: {msg}\nRun 'etcdctl --help' for usage.");
@@ -102,6 +102,7 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "elect" => commands::elect::run(&f, format).await,
         "move-leader" => commands::move_leader::run(&f, format).await,
         "version" => Ok(commands::version::run()),
+        "completion" => commands::completion::run(&f),
         _ => Err(Failure::bad_args(
             "a command is required; run 'etcdctl --help'",
         )),

@@ -217,7 +217,10 @@ pub fn fields_kv(out: &mut String, kv: &KeyValue) {
 /// A key-value in the fields format, its names prefixed (`Prev` for previous values).
 pub fn fields_kv_prefixed(out: &mut String, pfx: &str, kv: &KeyValue) {
     out.push_str(&format!("\"{pfx}Key\" : {}\n", go_quote(&kv.key)));
-    out.push_str(&format!("\"{pfx}CreateRevision\" : {}\n", kv.create_revision));
+    out.push_str(&format!(
+        "\"{pfx}CreateRevision\" : {}\n",
+        kv.create_revision
+    ));
     out.push_str(&format!("\"{pfx}ModRevision\" : {}\n", kv.mod_revision));
     out.push_str(&format!("\"{pfx}Version\" : {}\n", kv.version));
     out.push_str(&format!("\"{pfx}Value\" : {}\n", go_quote(&kv.value)));

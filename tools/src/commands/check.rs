@@ -330,7 +330,10 @@ pub async fn run(sub: &str, f: &Parsed) -> Result<String, Failure> {
             ));
         }
         if s.slowest > 0.5 {
-            out.push_str(&format!("Slowest request took too long: {:.6}s\n", s.slowest));
+            out.push_str(&format!(
+                "Slowest request took too long: {:.6}s\n",
+                s.slowest
+            ));
             ok = false;
         } else {
             out.push_str(&format!("PASS: Slowest request took {:.6}s\n", s.slowest));

@@ -4,6 +4,7 @@ pub mod alarm;
 pub mod auth;
 pub mod check;
 pub mod compaction;
+pub mod completion;
 pub mod defrag;
 pub mod del;
 pub mod elect;
