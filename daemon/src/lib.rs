@@ -150,6 +150,14 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         }
     }
 
+    if cfg.initial_corrupt_check {
+        if let Err(e) = server.initial_corrupt_check().await {
+            let _ = stop_tx.send(true);
+            let _ = server.raft().shutdown().await;
+            return Err(e);
+        }
+    }
+
     let client_router = api::grpc_routes(server.clone())
         .into_axum_router()
         .merge(http::http_routes(server.clone()));
@@ -175,6 +183,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
 
     let compactor = server::compactor::spawn(server.clone());
     let lease_expiry = server::spawn_expiry(server.clone());
+    let corrupt_checks = server::corrupt::spawn(server.clone());
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(
         name = %cfg.name,
@@ -197,6 +206,9 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         c.abort();
     }
     lease_expiry.abort();
+    for t in corrupt_checks {
+        t.abort();
+    }
     for t in tasks {
         let _ = t.await;
     }

@@ -173,3 +173,90 @@ fn hashkv_agrees_across_members_and_prints_as_etcdctl() {
     assert_ne!(before, now);
     same(&ep, &["defrag", "--cluster"], None);
 }
+
+/// etcd's defragmentation stops the world; retcd's must not. With tens of MB of history to
+/// rewrite, writes keep completing while the Defragment call is in flight.
+#[test]
+fn writes_continue_while_a_defragmentation_runs() {
+    let m = Member::start(Flavor::Retcd);
+    let url = m.client_url();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let mut c = etcd_client::Client::connect([url.clone()], None)
+            .await
+            .unwrap();
+        let value = vec![7u8; 4096];
+        // ~40 MB of values over three versions per key, then all but the last compacted away.
+        let mut rev = 0;
+        for round in 0..3 {
+            let mut tasks = Vec::new();
+            for w in 0..8 {
+                let mut c = c.clone();
+                let value = value.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut last = 0;
+                    for i in 0..400 {
+                        let r = c
+                            .put(format!("d/{w}/{i}"), value.clone(), None)
+                            .await
+                            .expect("put");
+                        last = r.header().map(|h| h.revision()).unwrap_or(0);
+                    }
+                    last
+                }));
+            }
+            for t in tasks {
+                rev = rev.max(t.await.unwrap());
+            }
+            eprintln!("round {round} done at revision {rev}");
+        }
+        c.compact(rev, None).await.unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let mut c = c.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let t = std::time::Instant::now();
+                    c.put(format!("w/{i}"), "x", None)
+                        .await
+                        .expect("put during defrag");
+                    lat.push((t, t.elapsed()));
+                    i += 1;
+                }
+                lat
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        c.defragment().await.expect("defragment");
+        let took = started.elapsed();
+        let ended = std::time::Instant::now();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let lat = writer.await.unwrap();
+        let during: Vec<std::time::Duration> = lat
+            .iter()
+            .filter(|(t, d)| *t >= started && *t + *d <= ended)
+            .map(|(_, d)| *d)
+            .collect();
+        let worst = lat.iter().map(|(_, d)| *d).max().unwrap_or_default();
+        eprintln!(
+            "defragment took {took:?}; {} writes completed during it; slowest write {worst:?}",
+            during.len()
+        );
+        if took > std::time::Duration::from_millis(300) {
+            assert!(
+                !during.is_empty(),
+                "no write completed during a {took:?} defragmentation"
+            );
+        }
+        // A stop-the-world defragmentation would hold a write for its whole duration.
+        assert!(
+            took < std::time::Duration::from_millis(300) || worst < took,
+            "a write waited as long as the defragmentation ({worst:?} vs {took:?})"
+        );
+    });
+}

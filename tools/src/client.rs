@@ -118,6 +118,30 @@ pub fn credentials(f: &Parsed) -> Result<Option<(String, String)>, Failure> {
     }
 }
 
+/// Settings this etcdctl cannot honour yet: refused with a clear message rather than ignored
+/// (a client that silently dropped `--cacert` would talk plaintext to the wrong server).
+pub fn refuse_unsupported(f: &Parsed) -> Result<(), Failure> {
+    for name in [
+        "cacert",
+        "cert",
+        "key",
+        "discovery-srv",
+        "discovery-srv-name",
+    ] {
+        if !f.get(name).is_empty() {
+            return Err(Failure::bad_feature(format!(
+                "--{name}: TLS and DNS discovery are not supported yet by retcd's etcdctl; use etcd's etcdctl for this cluster"
+            )));
+        }
+    }
+    if endpoint_list(f).iter().any(|e| e.starts_with("https://")) {
+        return Err(Failure::bad_feature(
+            "https:// endpoints: TLS is not supported yet by retcd's etcdctl; use etcd's etcdctl for this cluster",
+        ));
+    }
+    Ok(())
+}
+
 /// Authenticates on `channel` when credentials are given; the connection then carries the
 /// token.
 async fn with_auth(
@@ -153,6 +177,7 @@ async fn with_auth(
 
 impl Conn {
     pub async fn open(f: &Parsed) -> Result<Conn, Failure> {
+        refuse_unsupported(f)?;
         let dial = duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2));
         let command_timeout = duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5));
         let endpoints: Vec<String> = endpoint_list(f)
@@ -179,6 +204,7 @@ impl Conn {
 
     /// A connection to one endpoint, with the timeouts of `f`.
     pub async fn open_endpoint(f: &Parsed, ep: &str) -> Result<Conn, Failure> {
+        refuse_unsupported(f)?;
         let dial = duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2));
         let command_timeout = duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5));
         let url = if ep.contains("://") {

@@ -147,9 +147,10 @@ pub const SETTINGS: &[Setting] = &[
     s("proxy-write-timeout", "5000", Uint, NoEffect("only used with --proxy"), "Time (in milliseconds) for a write to timeout."),
     s("proxy-read-timeout", "0", Uint, NoEffect("only used with --proxy"), "Time (in milliseconds) for a read to timeout."),
     // Experimental
-    s("experimental-initial-corrupt-check", "false", Bool, NotYet, "Enable to check data corruption before serving any client/peer traffic."),
-    s("experimental-corrupt-check-time", "0s", Duration, NotYet, "Duration of time between cluster corruption check passes."),
-    s("experimental-compact-hash-check-enabled", "false", Bool, NotYet, "Enable leader to periodically check followers compaction hashes."),
+    s("experimental-initial-corrupt-check", "false", Bool, Yes, "Enable to check data corruption before serving any client/peer traffic."),
+    s("experimental-corrupt-check-time", "0s", Duration, Yes, "Duration of time between cluster corruption check passes."),
+    s("experimental-compact-hash-check-enabled", "false", Bool, Yes, "Enable leader to periodically check followers compaction hashes."),
+    s("experimental-compact-hash-check-time", "1m0s", Duration, Yes, "Duration of time between leader checks followers compaction hashes."),
     s("experimental-enable-lease-checkpoint", "false", Bool, Yes, "Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change."),
     s("experimental-lease-checkpoint-interval", "5m0s", Duration, Yes, "Duration of time between two lease checkpoints (with --experimental-enable-lease-checkpoint)."),
     s("experimental-compaction-batch-limit", "1000", Uint, NoEffect("compaction deletes in RocksDB write batches"), "Sets the maximum revisions deleted in each compaction batch."),

@@ -4,6 +4,7 @@
 mod auth;
 pub mod bootstrap;
 pub mod compactor;
+pub mod corrupt;
 mod leases;
 mod maintenance;
 mod membership;

@@ -277,6 +277,25 @@ impl Peer for PeerService {
     ) -> Result<Response<LeaseAnswer>, Status> {
         self.lease_query(r.into_inner(), false)
     }
+
+    async fn hash_kv(
+        &self,
+        r: Request<crate::api::retcdpeerpb::HashKvQuery>,
+    ) -> Result<Response<crate::api::retcdpeerpb::HashKvAnswer>, Status> {
+        self.check_cluster(r.get_ref().cluster_id)?;
+        let a = match self.server.hash_kv(r.get_ref().revision).await {
+            Ok(h) => crate::api::retcdpeerpb::HashKvAnswer {
+                hash: h.hash,
+                compact_revision: h.compact_revision,
+                error: Vec::new(),
+            },
+            Err(e) => crate::api::retcdpeerpb::HashKvAnswer {
+                error: bincode::serialize(&e).unwrap_or_default(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(a))
+    }
 }
 
 impl PeerService {
