@@ -112,7 +112,7 @@ pub fn restore(source: &Path, o: &RestoreOptions) -> Result<Restored, String> {
             }
             backend.write(b, true).map_err(|e| e.to_string())?;
         }
-        crate::raft::log_store::seed_bootstrap(&backend, nodes).map_err(|e| e.to_string())?;
+        crate::raft::log_store::seed_applied(&backend, nodes).map_err(|e| e.to_string())?;
         crate::server::bootstrap::persist_ids(&backend, member_id, cluster_id, "restored member")?;
         backend
             .db

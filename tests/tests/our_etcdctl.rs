@@ -413,7 +413,7 @@ fn protobuf_output_is_the_same_bytes() {
         vec!["get", "foo", "--prefix", "-w", "protobuf"],
         vec!["txn", "-w", "protobuf"],
     ] {
-        let stdin = (args[0] == "txn").then_some(&b"\nget foo\n\n"[..]);
+        let stdin = (args[0] == "txn").then_some(&b"\nget foo\n\n\n"[..]);
         let r = run_ctl(&real_etcdctl(), &ep, &args, stdin);
         let o = run_ctl(&our_etcdctl(), &ep, &args, stdin);
         assert!(!r.stdout.is_empty());

@@ -83,6 +83,7 @@ pub struct Config {
     pub log_outputs: Vec<String>,
     pub warning_apply_duration: Duration,
     pub initial_corrupt_check: bool,
+    pub force_new_cluster: bool,
     pub corrupt_check_time: Duration,
     pub compact_hash_check: Option<Duration>,
     pub snapshot_catchup_entries: u64,
@@ -389,6 +390,7 @@ fn build(
         log_outputs,
         warning_apply_duration: get_dur("experimental-warning-apply-duration"),
         initial_corrupt_check: get_bool("experimental-initial-corrupt-check"),
+        force_new_cluster: get_bool("force-new-cluster"),
         corrupt_check_time: get_dur("experimental-corrupt-check-time"),
         compact_hash_check: get_bool("experimental-compact-hash-check-enabled")
             .then(|| get_dur("experimental-compact-hash-check-time")),

@@ -138,7 +138,7 @@ pub const SETTINGS: &[Setting] = &[
     s("enable-log-rotation", "false", Bool, NotYet, "Enable log rotation of a single log-outputs file target."),
     s("log-rotation-config-json", "{\"maxsize\": 100, \"maxage\": 0, \"maxbackups\": 0, \"localtime\": false, \"compress\": false}", Str, NotYet, "Configures log rotation if enabled with a JSON logger config."),
     // Unsafe / recovery
-    s("force-new-cluster", "false", Bool, NotYet, "Force to create a new one member cluster."),
+    s("force-new-cluster", "false", Bool, Yes, "Force to create a new one member cluster."),
     // v2 proxy
     s("proxy", "off", Str, NotYet, "Proxy mode setting ('off', 'readonly' or 'on')."),
     s("proxy-failure-wait", "5000", Uint, NoEffect("only used with --proxy"), "Time (in milliseconds) an endpoint will be held in a failed state."),

@@ -413,3 +413,35 @@ pub fn seed_bootstrap(
         .write(batch, true)
         .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
 }
+
+/// Seeds the raft state of a data dir whose state machine already holds data (a restore, or
+/// `--force-new-cluster`): the membership counts as applied at index 0 and the log as purged
+/// up to it. A member that joins later then receives a snapshot of the data rather than a
+/// replay of a log that never contained it.
+pub fn seed_applied(
+    backend: &Backend,
+    nodes: std::collections::BTreeMap<u64, crate::cluster::MemberNode>,
+) -> Result<(), StorageError> {
+    let voters: std::collections::BTreeSet<u64> = nodes.keys().copied().collect();
+    let lowest = voters.iter().next().copied().unwrap_or(0);
+    let membership = openraft::Membership::new(vec![voters], nodes);
+    let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(1, lowest), 0);
+    let stored = openraft::StoredMembership::new(Some(log_id), membership);
+    let vote = Vote::new(1, lowest);
+    let state_cf = backend
+        .cf(CF_RAFT_STATE)
+        .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))?;
+    let mut batch = WriteBatch::default();
+    batch.put_cf(state_cf, "vote", encode(&vote, ErrorSubject::Vote)?);
+    batch.put_cf(state_cf, "purged", encode(&log_id, ErrorSubject::Logs)?);
+    let meta_err = |e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e);
+    backend
+        .put_meta(&mut batch, "applied", &Some(log_id))
+        .map_err(meta_err)?;
+    backend
+        .put_meta(&mut batch, "membership", &stored)
+        .map_err(meta_err)?;
+    backend
+        .write(batch, true)
+        .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+}

@@ -38,6 +38,10 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     };
 
     let (member_id, cid) = match existing {
+        Some((m, c)) if cfg.force_new_cluster => {
+            force_new_cluster(&backend, m, &cfg)?;
+            (m, c)
+        }
         Some((m, c)) => {
             tracing::info!(
                 data_dir = %cfg.data_dir.display(),
@@ -142,6 +146,59 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         quota_cache: Default::default(),
         metrics: Metrics::default(),
     }))
+}
+
+/// `--force-new-cluster`: this member's data stays (keys, history, leases, auth, its member
+/// and cluster IDs), but its raft state is reset to a one-member cluster of itself, so a
+/// survivor of a quorum loss can serve again and members can be added back.
+fn force_new_cluster(backend: &Backend, me: u64, cfg: &Config) -> Result<(), String> {
+    use crate::backend::{CF_META, CF_RAFT_LOG, CF_RAFT_STATE};
+    let stored: openraft::StoredMembership<u64, MemberNode> = backend
+        .get_meta("membership")
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let peer_urls = stored
+        .membership()
+        .get_node(&me)
+        .map(|n| n.peer_urls.clone())
+        .unwrap_or_else(|| {
+            cfg.initial_advertise_peer_urls
+                .iter()
+                .map(|u| u.raw.clone())
+                .collect()
+        });
+    let others: Vec<String> = stored
+        .membership()
+        .nodes()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, _)| format!("{id:x}"))
+        .collect();
+    let mut b = WriteBatch::default();
+    for cf in [CF_RAFT_LOG, CF_RAFT_STATE] {
+        let h = backend.cf(cf).map_err(|e| e.to_string())?;
+        b.delete_range_cf(h, &[0u8; 0][..], &[0xffu8; 32][..]);
+    }
+    let meta = backend.cf(CF_META).map_err(|e| e.to_string())?;
+    b.delete_cf(meta, "applied");
+    b.delete_cf(meta, "membership");
+    for id in stored
+        .membership()
+        .nodes()
+        .map(|(id, _)| *id)
+        .filter(|id| *id != me)
+    {
+        b.delete_cf(meta, crate::cluster::attrs_key(id));
+    }
+    backend.write(b, true).map_err(|e| e.to_string())?;
+    let mut nodes = BTreeMap::new();
+    nodes.insert(me, MemberNode { peer_urls });
+    crate::raft::log_store::seed_applied(backend, nodes).map_err(|e| e.to_string())?;
+    tracing::warn!(
+        member_id = %format!("{me:x}"),
+        removed = %others.join(","),
+        "--force-new-cluster: restarting as a one-member cluster with this member's data; add members back with 'etcdctl member add' (and start them with empty data dirs)"
+    );
+    Ok(())
 }
 
 /// Records this member's and its cluster's IDs (durably) in a fresh data dir.

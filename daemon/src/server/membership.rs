@@ -70,7 +70,13 @@ impl EtcdServer {
             return Ok(());
         }
         let quorum = new_voters.len() / 2 + 1;
-        if self.healthy_voters(new_voters) < quorum {
+        let healthy = self.healthy_voters(new_voters);
+        // etcd's exception: a second member may join a one-member cluster (rebuilding from a
+        // restored or force-new-cluster survivor), though quorum then needs both.
+        if new_voters.len() == 2 && healthy >= 1 && new_voters.contains(&self.member_id) {
+            return Ok(());
+        }
+        if healthy < quorum {
             return Err(EtcdError::UnhealthyCluster);
         }
         Ok(())
@@ -106,22 +112,103 @@ impl EtcdServer {
         retain: bool,
     ) -> Result<(), EtcdError> {
         use openraft::error::{ClientWriteError, RaftError};
-        match tokio::time::timeout(
-            self.request_timeout,
-            self.raft.change_membership(change, retain),
-        )
-        .await
-        {
+        let before = self
+            .raft_metrics()
+            .membership_config
+            .log_id()
+            .map(|l| l.index);
+        let raft = self.raft.clone();
+        let mut task = tokio::spawn(async move { raft.change_membership(change, retain).await });
+        // openraft commits a change in two steps (joint, then final). Like etcd, answer once
+        // the change itself is committed: a voter added to a one-member cluster cannot vote
+        // on the final step until it starts, which may be long after this request.
+        let mut metrics = self.raft.metrics();
+        let joint_committed = async {
+            loop {
+                {
+                    let m = metrics.borrow();
+                    let cfg = &m.membership_config;
+                    let idx = cfg.log_id().map(|l| l.index);
+                    if idx > before
+                        && cfg.membership().get_joint_config().len() > 1
+                        && m.last_applied.map(|l| l.index) >= idx
+                    {
+                        return;
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let result = tokio::time::timeout(self.request_timeout, async {
+            tokio::select! {
+                r = &mut task => Some(r),
+                _ = joint_committed => None,
+            }
+        })
+        .await;
+        match result {
             Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+            // The final step goes on in the background.
+            Ok(None) => Ok(()),
+            Ok(Some(Err(e))) => Err(EtcdError::Internal(format!("membership change: {e}"))),
+            Ok(Some(Ok(Ok(_)))) => Ok(()),
+            Ok(Some(Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))))) => {
                 Err(EtcdError::NotLeader)
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => Err(
-                EtcdError::Unavailable(format!("membership change refused: {e}")),
-            ),
-            Ok(Err(RaftError::Fatal(_))) => Err(EtcdError::Stopped),
+            Ok(Some(Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))))) => {
+                Err(EtcdError::Unavailable(format!(
+                    "membership change refused: {e}"
+                )))
+            }
+            Ok(Some(Ok(Err(RaftError::Fatal(_))))) => Err(EtcdError::Stopped),
         }
+    }
+
+    /// Makes learner `id` a voter once it has started and published itself.
+    fn promote_when_started(&self, id: u64) {
+        let raft = self.raft.clone();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let started = store
+                    .backend()
+                    .get_meta::<MemberAttrs>(&attrs_key(id))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|a| !a.name.is_empty());
+                let m = raft.metrics().borrow().membership_config.clone();
+                if m.membership().get_node(&id).is_none() {
+                    return; // removed meanwhile
+                }
+                if m.membership().voter_ids().any(|v| v == id) {
+                    return;
+                }
+                if !started {
+                    continue;
+                }
+                let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    raft.change_membership(change, false),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => {
+                        tracing::info!(member = %format!("{id:x}"), "added member is now a voter");
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(member = %format!("{id:x}"), error = %e, "making the added member a voter failed; retrying")
+                    }
+                    Err(_) => {
+                        tracing::warn!(member = %format!("{id:x}"), "making the added member a voter timed out; retrying")
+                    }
+                }
+            }
+        });
     }
 
     /// Executes a membership change; only the leader does.
@@ -163,11 +250,23 @@ impl EtcdServer {
                     let mut after = view.voters.clone();
                     after.insert(id);
                     self.check_quorum_after(&after)?;
-                    self.raft_change(
-                        ChangeMembers::AddVoters(BTreeMap::from([(id, node)])),
-                        false,
-                    )
-                    .await?;
+                    if self.healthy_voters(&view.voters) > after.len() / 2 {
+                        self.raft_change(
+                            ChangeMembers::AddVoters(BTreeMap::from([(id, node)])),
+                            false,
+                        )
+                        .await?;
+                    } else {
+                        // Growing a one-member cluster: raft's joint consensus could not commit
+                        // the change before the new member runs, so it joins as a learner and
+                        // becomes a voter once it has started (etcd answers at once too).
+                        self.raft_change(
+                            ChangeMembers::AddNodes(BTreeMap::from([(id, node)])),
+                            true,
+                        )
+                        .await?;
+                        self.promote_when_started(id);
+                    }
                 }
                 tracing::info!(member = %format!("{id:x}"), urls = ?peer_ur_ls, is_learner, "added member");
                 Rs::MemberAdded(Member {
