@@ -227,7 +227,10 @@ fn is_subcommand(group: &str, w: &str) -> bool {
         ) | ("member", "add" | "remove" | "update" | "list" | "promote")
             | ("endpoint", "health" | "status" | "hashkv")
             | ("alarm", "list" | "disarm")
-            | ("snapshot", "save" | "status" | "restore")
+            | (
+                "snapshot",
+                "save" | "status" | "restore" | "restore-cluster"
+            )
             | ("auth", "enable" | "disable" | "status")
             | ("check", "perf" | "datascale")
             | (

@@ -169,7 +169,9 @@ impl EtcdServer {
     }
 }
 
-fn kv_hash(backend: &Backend, rev: i64) -> Result<(u32, i64, i64), EtcdError> {
+/// CRC-32C over the stored revisions up to `rev` (0: the current one): (hash, compact
+/// revision, hashed revision).
+pub fn kv_hash(backend: &Backend, rev: i64) -> Result<(u32, i64, i64), EtcdError> {
     let snap = backend.db.snapshot();
     let meta = backend
         .cf(CF_META)

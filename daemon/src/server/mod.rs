@@ -6,7 +6,7 @@ pub mod bootstrap;
 pub mod compactor;
 pub mod corrupt;
 mod leases;
-mod maintenance;
+pub mod maintenance;
 mod membership;
 pub mod metrics;
 pub mod peer;
