@@ -184,7 +184,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let compactor = server::compactor::spawn(server.clone());
     let lease_expiry = server::spawn_expiry(server.clone());
     let corrupt_checks = server::corrupt::spawn(server.clone());
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&service_status(&server)),
+    ]);
+    let notifier = spawn_service_status(server.clone());
     tracing::info!(
         name = %cfg.name,
         member_id = %format!("{:x}", server.member_id()),
@@ -206,6 +210,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         c.abort();
     }
     lease_expiry.abort();
+    notifier.abort();
     for t in corrupt_checks {
         t.abort();
     }
@@ -223,6 +228,43 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// systemd's STATUS= line: who leads, at which revision, with how many members.
+fn service_status(server: &server::EtcdServer) -> String {
+    let m = server.raft_metrics();
+    let leader = match m.current_leader {
+        Some(l) if l == server.member_id() => "this member is the leader".to_string(),
+        Some(l) => format!("leader {l:x}"),
+        None => "no leader".to_string(),
+    };
+    format!(
+        "serving clients; {leader}; revision {}; {} members",
+        server.store().current_rev(),
+        m.membership_config.membership().nodes().count()
+    )
+}
+
+/// Refreshes STATUS= every few seconds, and pets systemd's watchdog (WatchdogSec=) while the
+/// member can answer health checks.
+fn spawn_service_status(server: Arc<server::EtcdServer>) -> tokio::task::JoinHandle<()> {
+    let watchdog = sd_notify::watchdog_enabled();
+    let every = watchdog
+        .map(|w| (w / 2).max(std::time::Duration::from_millis(100)))
+        .unwrap_or(std::time::Duration::from_secs(5))
+        .min(std::time::Duration::from_secs(5));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let status = service_status(&server);
+            let mut states = vec![sd_notify::NotifyState::Status(&status)];
+            // The process is alive and its runtime responsive: systemd may keep it.
+            if watchdog.is_some() {
+                states.push(sd_notify::NotifyState::Watchdog);
+            }
+            let _ = sd_notify::notify(&states);
+        }
+    })
 }
 
 fn removed_error(server: &server::EtcdServer) -> String {

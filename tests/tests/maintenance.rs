@@ -56,7 +56,7 @@ fn same(ep: &str, args: &[&str], stdin: Option<&str>) -> Outcome {
 fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {
     let m = Member::start_with(Flavor::Retcd, &[QUOTA], &[]);
     let ep = m.endpoint();
-    etcdctl(&ep, &["put", "kept", "before the quota"], None);
+    etcdctl(&ep, &["put", "survivor", "before the quota"], None);
     let n = fill(&our_etcdctl(), &ep);
     assert!(n >= 3, "only {n} puts fit");
     let id = json_u64(
@@ -102,7 +102,11 @@ fn nospace_refuses_writes_until_space_is_freed_and_the_alarm_disarmed() {
     assert_eq!(out(&o), "OK\n", "{}", err_lines(&o));
     // Nothing acknowledged was lost on the way.
     assert_eq!(
-        out(&etcdctl(&ep, &["get", "kept", "--print-value-only"], None)),
+        out(&etcdctl(
+            &ep,
+            &["get", "survivor", "--print-value-only"],
+            None
+        )),
         "before the quota\n"
     );
 }

@@ -494,3 +494,55 @@ pub fn usage() -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `conf/etcd.conf`: the environment file of a static three-member cluster (SCENARIOS §1),
+/// then every supported `ETCD_*` setting, commented out, with its default and what it does.
+pub fn sample_env_file() -> String {
+    let mut out = String::from(
+        "# /etc/etcd/etcd.conf (or /opt/etcd/config/etcd.conf): read by etcd.service.
+# Only ETCD_* variables; every ETCD_FOO_BAR is also the flag --foo-bar (a flag wins).
+# This example is member etcd1 of a static three-member cluster; change the names and
+# addresses for each host.
+
+ETCD_NAME=\"etcd1\"
+ETCD_DATA_DIR=\"/var/lib/etcd\"
+ETCD_LISTEN_PEER_URLS=\"http://10.0.0.1:2380\"
+ETCD_LISTEN_CLIENT_URLS=\"http://10.0.0.1:2379,http://127.0.0.1:2379\"
+ETCD_INITIAL_ADVERTISE_PEER_URLS=\"http://10.0.0.1:2380\"
+ETCD_ADVERTISE_CLIENT_URLS=\"http://10.0.0.1:2379\"
+ETCD_INITIAL_CLUSTER=\"etcd1=http://10.0.0.1:2380,etcd2=http://10.0.0.2:2380,etcd3=http://10.0.0.3:2380\"
+ETCD_INITIAL_CLUSTER_STATE=\"new\"
+ETCD_INITIAL_CLUSTER_TOKEN=\"etcd-cluster\"
+
+# Every other supported setting, with its default:
+",
+    );
+    const SHOWN: [&str; 9] = [
+        "name",
+        "data-dir",
+        "listen-peer-urls",
+        "listen-client-urls",
+        "initial-advertise-peer-urls",
+        "advertise-client-urls",
+        "initial-cluster",
+        "initial-cluster-state",
+        "initial-cluster-token",
+    ];
+    for s in SETTINGS {
+        if SHOWN.contains(&s.name) || s.name == "config-file" {
+            continue;
+        }
+        let note = match s.support {
+            Support::Yes => "",
+            Support::NoEffect(_) => " [accepted, no effect in retcd]",
+            Support::NotYet => continue,
+        };
+        out.push_str(&format!(
+            "\n# {}{note}\n#ETCD_{}=\"{}\"\n",
+            s.help,
+            s.name.to_ascii_uppercase().replace('-', "_"),
+            s.default
+        ));
+    }
+    out
+}

@@ -159,3 +159,24 @@ fn auto_compaction_settings() {
     .is_err());
     assert!(run(&["--auto-compaction-mode", "hourly"], &[]).is_err());
 }
+
+/// conf/etcd.conf is generated from the settings table; regenerate it with
+/// `RETCD_WRITE_CONF=1 cargo test -p retcd sample_env_file` after changing a setting.
+#[test]
+fn conf_etcd_conf_lists_every_supported_setting() {
+    let want = super::sample_env_file();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/etcd.conf");
+    if std::env::var_os("RETCD_WRITE_CONF").is_some() {
+        std::fs::write(&path, &want).expect("write conf/etcd.conf");
+    }
+    let got = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(got == want, "conf/etcd.conf is stale: regenerate it with RETCD_WRITE_CONF=1 cargo test -p retcd conf_etcd_conf");
+    // And it is a valid configuration as it stands.
+    let env: Vec<(String, String)> = got
+        .lines()
+        .filter(|l| l.starts_with("ETCD_"))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    assert!(super::Config::parse(&[], &env).is_ok());
+}

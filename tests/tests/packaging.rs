@@ -1,0 +1,113 @@
+//! packaging/build.sh makes a .deb that lintian accepts and a .rpm that installs into an empty
+//! root; both hold the binaries, etcd.service (which systemd-analyze accepts) and the conffile.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let o = cmd.output().expect("run");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn the_unit_file_verifies_cleanly() {
+    if !have("systemd-analyze") {
+        eprintln!("systemd-analyze missing: skipped");
+        return;
+    }
+    let (_, text) = run(Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(repo().join("systemd/etcd.service")));
+    assert_eq!(text, "", "systemd-analyze verify");
+}
+
+#[test]
+fn packages_build_and_hold_what_an_operator_needs() {
+    let (ok, log) =
+        run(Command::new(repo().join("packaging/build.sh")).env("RETCD_PROFILE", "dev"));
+    assert!(ok, "{log}");
+    let version = "0.1.0";
+    let out = repo().join("target/packages");
+    let deb = out.join(format!("retcd_{version}-1_amd64.deb"));
+    let (ok, contents) = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    assert!(ok, "{contents}");
+    for f in [
+        "./usr/bin/etcd",
+        "./usr/bin/etcdctl",
+        "./usr/bin/etcdutl",
+        "./lib/systemd/system/etcd.service",
+        "./etc/etcd/etcd.conf",
+        "./usr/share/doc/retcd/copyright",
+        "./usr/share/doc/retcd/changelog.Debian.gz",
+        "./usr/share/man/man1/etcd.1.gz",
+    ] {
+        assert!(
+            contents.contains(f),
+            "{f} missing from the .deb:\n{contents}"
+        );
+    }
+    let (_, info) = run(Command::new("dpkg-deb").arg("-I").arg(&deb));
+    for line in [
+        "Provides: etcd-server, etcd-client",
+        "Conflicts: etcd-server, etcd-client",
+        "Replaces: etcd-server, etcd-client",
+    ] {
+        assert!(info.contains(line), "{line}:\n{info}");
+    }
+    let (_, conffiles) = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Package"));
+    assert_eq!(conffiles.trim(), "retcd");
+    if have("lintian") {
+        let (_, l) = run(Command::new("lintian").arg(&deb));
+        let errors: Vec<&str> = l.lines().filter(|l| l.starts_with("E:")).collect();
+        assert!(errors.is_empty(), "lintian errors:\n{l}");
+    }
+    if !have("rpm") {
+        eprintln!("rpm missing: .rpm checks skipped");
+        return;
+    }
+    let rpm = out.join(format!("retcd-{version}.x86_64.rpm"));
+    let (ok, k) = run(Command::new("rpm").arg("-K").arg(&rpm));
+    assert!(ok && k.contains("digests OK"), "{k}");
+    let (_, cfg) = run(Command::new("rpm").args(["-qp", "--configfiles"]).arg(&rpm));
+    assert_eq!(cfg.trim(), "/etc/etcd/etcd.conf");
+    let (_, scripts) = run(Command::new("rpm").args(["-qp", "--scripts"]).arg(&rpm));
+    assert!(scripts.contains("useradd -r -g etcd"), "{scripts}");
+    let (_, provides) = run(Command::new("rpm").args(["-qp", "--provides"]).arg(&rpm));
+    assert!(provides.contains("etcd"), "{provides}");
+    let root = tempfile::tempdir().unwrap();
+    let (ok, log) = run(Command::new("rpm")
+        .args(["-i", "--nodeps", "--noscripts", "--root"])
+        .arg(root.path())
+        .arg(&rpm));
+    assert!(ok, "{log}");
+    for f in [
+        "usr/bin/etcd",
+        "usr/bin/etcdctl",
+        "usr/lib/systemd/system/etcd.service",
+        "etc/etcd/etcd.conf",
+    ] {
+        assert!(root.path().join(f).exists(), "{f} not installed");
+    }
+    let (ok, v) = run(&mut Command::new(root.path().join("usr/bin/etcd")).arg("--version"));
+    assert!(ok && v.starts_with("etcd Version: "), "{v}");
+}
