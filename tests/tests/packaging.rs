@@ -108,6 +108,6 @@ fn packages_build_and_hold_what_an_operator_needs() {
     ] {
         assert!(root.path().join(f).exists(), "{f} not installed");
     }
-    let (ok, v) = run(&mut Command::new(root.path().join("usr/bin/etcd")).arg("--version"));
+    let (ok, v) = run(Command::new(root.path().join("usr/bin/etcd")).arg("--version"));
     assert!(ok && v.starts_with("etcd Version: "), "{v}");
 }
