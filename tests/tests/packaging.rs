@@ -81,6 +81,7 @@ fn packages_build_and_hold_what_an_operator_needs() {
         let errors: Vec<&str> = l.lines().filter(|l| l.starts_with("E:")).collect();
         assert!(errors.is_empty(), "lintian errors:\n{l}");
     }
+    boot_test(&deb);
     if !have("rpm") {
         eprintln!("rpm missing: .rpm checks skipped");
         return;
@@ -110,4 +111,22 @@ fn packages_build_and_hold_what_an_operator_needs() {
     }
     let (ok, v) = run(Command::new(root.path().join("usr/bin/etcd")).arg("--version"));
     assert!(ok && v.starts_with("etcd Version: "), "{v}");
+}
+
+/// The .deb in a booted Debian under systemd-nspawn (tests/systemd/boot-test.sh).
+fn boot_test(deb: &Path) {
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !have("systemd-nspawn") || !have("debootstrap") {
+        eprintln!("not root or no systemd-nspawn/debootstrap: boot test skipped");
+        return;
+    }
+    let (cport, pport) = (retcd_tests::free_port(), retcd_tests::free_port());
+    let (ok, log) = run(Command::new("timeout")
+        .arg("600")
+        .arg(repo().join("tests/systemd/boot-test.sh"))
+        .arg(deb)
+        .arg(retcd_tests::our_etcdctl())
+        .arg(cport.to_string())
+        .arg(pport.to_string()));
+    assert!(ok && log.contains("boot test passed"), "{log}");
 }
