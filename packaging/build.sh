@@ -36,6 +36,7 @@ install -m 0644 conf/etcd.conf "$root/etc/etcd/etcd.conf"
 install -m 0644 packaging/debian/copyright "$root/usr/share/doc/retcd/copyright"
 install -m 0644 README.md "$root/usr/share/doc/retcd/README.md"
 install -m 0644 docs/disaster-recovery.md "$root/usr/share/doc/retcd/disaster-recovery.md"
+install -m 0644 conf/etcd.yaml "$root/usr/share/doc/retcd/etcd.yaml.example"
 gzip -9n -c packaging/debian/changelog > "$root/usr/share/doc/retcd/changelog.Debian.gz"
 for b in etcd etcdctl etcdutl; do
     packaging/manpage.sh "$b" "$root/usr/bin/$b" "$version" | gzip -9n > "$root/usr/share/man/man1/$b.1.gz"

@@ -390,7 +390,11 @@ fn ready_is_notified_to_systemd_once_serving() {
     let m = Member::start_with(Flavor::Retcd, &[], &[("NOTIFY_SOCKET", &p)]);
     let mut buf = [0u8; 256];
     let n = sock.recv(&mut buf).expect("a notification");
-    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap().trim(), "READY=1");
+    // READY=1 with the STATUS= line systemctl status shows.
+    assert_eq!(
+        std::str::from_utf8(&buf[..n]).unwrap().trim(),
+        "READY=1\nSTATUS=serving clients; this member is the leader; revision 1; 1 members"
+    );
     // It was sent once the member served: a request works now.
     assert!(m.etcdctl(&["put", "a", "b"]).status.success());
 }

@@ -180,3 +180,21 @@ fn conf_etcd_conf_lists_every_supported_setting() {
         .collect();
     assert!(super::Config::parse(&[], &env).is_ok());
 }
+
+/// conf/etcd.yaml, likewise generated (`RETCD_WRITE_CONF=1`), and valid as a --config-file.
+#[test]
+fn conf_etcd_yaml_matches_and_loads() {
+    let want = super::sample_yaml_file();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/etcd.yaml");
+    if std::env::var_os("RETCD_WRITE_CONF").is_some() {
+        std::fs::write(&path, &want).expect("write conf/etcd.yaml");
+    }
+    let got = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(got == want, "conf/etcd.yaml is stale: regenerate it with RETCD_WRITE_CONF=1 cargo test -p retcd conf_etcd");
+    let args = vec!["--config-file".to_string(), path.display().to_string()];
+    match super::Config::parse(&args, &[]) {
+        Ok(super::Command::Run(c)) => assert_eq!(c.name, "etcd1"),
+        Ok(_) => panic!("not a run command"),
+        Err(e) => panic!("conf/etcd.yaml does not load: {e}"),
+    }
+}
