@@ -517,26 +517,7 @@ ETCD_INITIAL_CLUSTER_TOKEN=\"etcd-cluster\"
 # Every other supported setting, with its default:
 ",
     );
-    const SHOWN: [&str; 9] = [
-        "name",
-        "data-dir",
-        "listen-peer-urls",
-        "listen-client-urls",
-        "initial-advertise-peer-urls",
-        "advertise-client-urls",
-        "initial-cluster",
-        "initial-cluster-state",
-        "initial-cluster-token",
-    ];
-    for s in SETTINGS {
-        if SHOWN.contains(&s.name) || s.name == "config-file" {
-            continue;
-        }
-        let note = match s.support {
-            Support::Yes => "",
-            Support::NoEffect(_) => " [accepted, no effect in retcd]",
-            Support::NotYet => continue,
-        };
+    for (s, note) in other_settings() {
         out.push_str(&format!(
             "\n# {}{note}\n#ETCD_{}=\"{}\"\n",
             s.help,
@@ -567,6 +548,19 @@ initial-cluster-token: etcd-cluster
 # Every other supported setting, with its default:
 ",
     );
+    for (s, note) in other_settings() {
+        let value = match s.kind {
+            Kind::Bool | Kind::Uint | Kind::Float => s.default.to_string(),
+            _ => format!("{:?}", s.default),
+        };
+        out.push_str(&format!("\n# {}{note}\n#{}: {value}\n", s.help, s.name));
+    }
+    out
+}
+
+/// The settings the sample files list after their example: supported ones not in the example,
+/// with a note for those that have no effect in retcd.
+fn other_settings() -> impl Iterator<Item = (&'static settings::Setting, &'static str)> {
     const SHOWN: [&str; 10] = [
         "name",
         "data-dir",
@@ -579,22 +573,12 @@ initial-cluster-token: etcd-cluster
         "initial-cluster-token",
         "config-file",
     ];
-    for s in SETTINGS {
-        if SHOWN.contains(&s.name) {
-            continue;
-        }
-        let note = match s.support {
-            Support::Yes => "",
-            Support::NoEffect(_) => " [accepted, no effect in retcd]",
-            Support::NotYet => continue,
-        };
-        let value = match s.kind {
-            settings::Kind::Bool | settings::Kind::Uint | settings::Kind::Float => {
-                s.default.to_string()
-            }
-            _ => format!("{:?}", s.default),
-        };
-        out.push_str(&format!("\n# {}{note}\n#{}: {value}\n", s.help, s.name));
-    }
-    out
+    SETTINGS
+        .iter()
+        .filter(|s| !SHOWN.contains(&s.name))
+        .filter_map(|s| match s.support {
+            Support::Yes => Some((s, "")),
+            Support::NoEffect(_) => Some((s, " [accepted, no effect in retcd]")),
+            Support::NotYet => None,
+        })
 }

@@ -392,9 +392,7 @@ pub fn seed_bootstrap(
     backend: &Backend,
     nodes: std::collections::BTreeMap<u64, crate::cluster::MemberNode>,
 ) -> Result<(), StorageError> {
-    let voters: std::collections::BTreeSet<u64> = nodes.keys().copied().collect();
-    let lowest = voters.iter().next().copied().unwrap_or(0);
-    let membership = openraft::Membership::new(vec![voters], nodes);
+    let (lowest, membership) = initial_membership(nodes);
     let entry = Entry {
         log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, lowest), 0),
         payload: openraft::EntryPayload::Membership(membership),
@@ -422,9 +420,7 @@ pub fn seed_applied(
     backend: &Backend,
     nodes: std::collections::BTreeMap<u64, crate::cluster::MemberNode>,
 ) -> Result<(), StorageError> {
-    let voters: std::collections::BTreeSet<u64> = nodes.keys().copied().collect();
-    let lowest = voters.iter().next().copied().unwrap_or(0);
-    let membership = openraft::Membership::new(vec![voters], nodes);
+    let (lowest, membership) = initial_membership(nodes);
     let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(1, lowest), 0);
     let stored = openraft::StoredMembership::new(Some(log_id), membership);
     let vote = Vote::new(1, lowest);
@@ -444,4 +440,13 @@ pub fn seed_applied(
     backend
         .write(batch, true)
         .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+}
+
+/// Every node a voter; the lowest ID holds the first term's vote.
+fn initial_membership(
+    nodes: std::collections::BTreeMap<u64, crate::cluster::MemberNode>,
+) -> (u64, openraft::Membership<u64, crate::cluster::MemberNode>) {
+    let voters: std::collections::BTreeSet<u64> = nodes.keys().copied().collect();
+    let lowest = voters.iter().next().copied().unwrap_or(0);
+    (lowest, openraft::Membership::new(vec![voters], nodes))
 }

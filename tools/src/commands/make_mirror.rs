@@ -183,6 +183,22 @@ fn delete(key: Vec<u8>) -> RequestOp {
     }
 }
 
+/// The source revision the destination's state key says was mirrored last (0: none).
+async fn mirrored_revision(dst: &Conn, key: &[u8]) -> Result<i64, Stop> {
+    let r = dst
+        .kv()
+        .range(dst.req(RangeRequest {
+            key: key.to_vec(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    Ok(r.kvs
+        .first()
+        .and_then(|kv| String::from_utf8_lossy(&kv.value).parse().ok())
+        .unwrap_or(0))
+}
+
 impl Mirror<'_> {
     /// etcd's `modifyPrefix`: the first occurrence of the prefix becomes the destination's.
     fn dest_key(&self, key: &[u8]) -> Vec<u8> {
@@ -234,17 +250,7 @@ impl Mirror<'_> {
         let state_key = self.state_key_for(header.cluster_id);
         if self.rev == 0 {
             if let Some(k) = &state_key {
-                let r = dst
-                    .kv()
-                    .range(dst.req(RangeRequest {
-                        key: k.clone(),
-                        ..Default::default()
-                    }))
-                    .await?
-                    .into_inner();
-                if let Some(kv) = r.kvs.first() {
-                    self.rev = String::from_utf8_lossy(&kv.value).parse().unwrap_or(0);
-                }
+                self.rev = mirrored_revision(&dst, k).await?;
             }
         }
         if self.rev == 0 {
@@ -445,19 +451,7 @@ impl Mirror<'_> {
             ..Default::default()
         };
         if !self.txn(dst, vec![cmp], ops).await? {
-            let r = dst
-                .kv()
-                .range(dst.req(RangeRequest {
-                    key: k.clone(),
-                    ..Default::default()
-                }))
-                .await?
-                .into_inner();
-            let at: i64 = r
-                .kvs
-                .first()
-                .and_then(|kv| String::from_utf8_lossy(&kv.value).parse().ok())
-                .unwrap_or(0);
+            let at = mirrored_revision(dst, k).await?;
             if at < rev {
                 return Err(Stop::Fatal(Failure::error(format!(
                     "make-mirror: state key {} says revision {at}, expected {}: is another make-mirror with the same source and prefixes running? (use --state-key to tell them apart)",

@@ -176,18 +176,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             printer::fields_header(&mut out, &resp.header);
             out.push_str(&format!("\"Succeeded\" : {}\n", resp.succeeded));
             for op in &resp.responses {
-                match &op.response {
-                    Some(response_op::Response::ResponseRange(r)) => {
-                        out.push_str(&super::get::print(r, f, format))
-                    }
-                    Some(response_op::Response::ResponsePut(r)) => {
-                        out.push_str(&super::put::print(r, f, format))
-                    }
-                    Some(response_op::Response::ResponseDeleteRange(r)) => {
-                        out.push_str(&super::del::print(r, f, format))
-                    }
-                    other => out.push_str(&format!("\"Unknown\" : {other:?}\n")),
-                }
+                out.push_str(&print_op(op, f, format));
             }
         }
         _ => {
@@ -198,20 +187,19 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             });
             for op in &resp.responses {
                 out.push('\n');
-                match &op.response {
-                    Some(response_op::Response::ResponseRange(r)) => {
-                        out.push_str(&super::get::print(r, f, format))
-                    }
-                    Some(response_op::Response::ResponsePut(r)) => {
-                        out.push_str(&super::put::print(r, f, format))
-                    }
-                    Some(response_op::Response::ResponseDeleteRange(r)) => {
-                        out.push_str(&super::del::print(r, f, format))
-                    }
-                    other => out.push_str(&format!("unexpected response {other:?}\n")),
-                }
+                out.push_str(&print_op(op, f, format));
             }
         }
     }
     Ok(out)
+}
+
+/// One response of a txn, printed as its own command (get, put, del) prints it.
+fn print_op(op: &crate::etcdserverpb::ResponseOp, f: &Parsed, format: Format) -> String {
+    match &op.response {
+        Some(response_op::Response::ResponseRange(r)) => super::get::print(r, f, format),
+        Some(response_op::Response::ResponsePut(r)) => super::put::print(r, f, format),
+        Some(response_op::Response::ResponseDeleteRange(r)) => super::del::print(r, f, format),
+        other => format!("\"Unknown\" : {other:?}\n"),
+    }
 }
