@@ -6,37 +6,10 @@
 # Usage: boot-test.sh PATH/TO/retcd.deb ETCDCTL CLIENT_PORT PEER_PORT
 set -euo pipefail
 deb=$1 etcdctl=$2 cport=$3 pport=$4
-cache=${RETCD_DEBIAN_ROOT:-/var/cache/retcd-debian-root}
-if [ ! -x "$cache/usr/bin/systemctl" ]; then
-    rm -rf "$cache.tmp"
-    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,adduser bookworm \
-        "$cache.tmp" http://deb.debian.org/debian >/dev/null
-    mv "$cache.tmp" "$cache"
-fi
-work=$(mktemp -d /var/tmp/retcd-boot.XXXXXX)
-nspawn=""
-cleanup() {
-    if [ -n "$nspawn" ] && kill -0 "$nspawn" 2>/dev/null; then
-        kill -TERM "$nspawn" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$nspawn" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cp -a "$cache" "$work/root"
-cp "$deb" "$work/root/root/retcd.deb"
-systemd-nspawn --boot --console=pipe --register=no --keep-unit -D "$work/root" \
-    --machine "retcd-$$" >"$work/console.log" 2>&1 &
-nspawn=$!
-leader=""
-for _ in $(seq 100); do
-    leader=$(pgrep -P "$nspawn" | head -1 || true)
-    if [ -n "$leader" ] && nsenter -t "$leader" -a systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; then
-        break
-    fi
-    sleep 0.3
-done
+. "$(dirname "$0")/lib.sh"
+ensure_root_image
+boot boot1 "$deb"
+leader=$LEADER
 inside() { nsenter -t "$leader" -a "$@"; }
 step() { echo "== $*"; }
 diagnose() {
@@ -53,14 +26,7 @@ inside test -d /var/lib/etcd
 [ "$(inside systemctl is-enabled etcd 2>/dev/null || true)" = disabled ]
 
 step configure and start
-cat > "$work/root/etc/etcd/etcd.conf" <<CONF
-ETCD_NAME="boot1"
-ETCD_LISTEN_CLIENT_URLS="http://127.0.0.1:$cport"
-ETCD_ADVERTISE_CLIENT_URLS="http://127.0.0.1:$cport"
-ETCD_LISTEN_PEER_URLS="http://127.0.0.1:$pport"
-ETCD_INITIAL_ADVERTISE_PEER_URLS="http://127.0.0.1:$pport"
-ETCD_INITIAL_CLUSTER="boot1=http://127.0.0.1:$pport"
-CONF
+env_file boot1 "$cport" "$pport" "boot1=http://127.0.0.1:$pport" >"$work/boot1/etc/etcd/etcd.conf"
 inside systemctl start etcd
 # Type=notify: start returns once READY=1 was sent, so the member serves now.
 [ "$(inside systemctl is-active etcd)" = active ]

@@ -113,7 +113,8 @@ fn packages_build_and_hold_what_an_operator_needs() {
     assert!(ok && v.starts_with("etcd Version: "), "{v}");
 }
 
-/// The .deb in a booted Debian under systemd-nspawn (tests/systemd/boot-test.sh).
+/// The .deb in booted Debian containers under systemd-nspawn: one member
+/// (tests/systemd/boot-test.sh), then a three-member cluster (cluster-test.sh).
 fn boot_test(deb: &Path) {
     let root = unsafe { libc::geteuid() } == 0;
     if !root || !have("systemd-nspawn") || !have("debootstrap") {
@@ -129,4 +130,15 @@ fn boot_test(deb: &Path) {
         .arg(cport.to_string())
         .arg(pport.to_string()));
     assert!(ok && log.contains("boot test passed"), "{log}");
+    // Three containers, one cluster, each member under its own systemd.
+    let mut cmd = Command::new("timeout");
+    cmd.arg("900")
+        .arg(repo().join("tests/systemd/cluster-test.sh"))
+        .arg(deb)
+        .arg(retcd_tests::our_etcdctl());
+    for _ in 0..6 {
+        cmd.arg(retcd_tests::free_port().to_string());
+    }
+    let (ok, log) = run(&mut cmd);
+    assert!(ok && log.contains("cluster test passed"), "{log}");
 }
