@@ -102,3 +102,24 @@ fn completion_scripts_complete_commands_and_subcommands() {
     let bad = run_tool(&our_etcdctl(), &["completion", "fish"]);
     assert_eq!(bad.status.code(), Some(128));
 }
+
+#[test]
+fn help_lists_commands_and_global_flags() {
+    let o = run_tool(&our_etcdctl(), &["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = out(&o);
+    for want in [
+        "  snapshot save|status|restore\n",
+        "  make-mirror\n",
+        "  -w, --write-out=\"simple\"\n",
+        "  --endpoints=\"127.0.0.1:2379\"\n",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let g = out(&run_tool(&our_etcdctl(), &["member"]));
+    assert!(
+        g.contains("  member add|remove|update|list|promote\n"),
+        "{g}"
+    );
+    assert!(!g.contains("  snapshot "), "{g}");
+}

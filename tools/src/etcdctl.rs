@@ -36,6 +36,12 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
+fn is_group(name: &str) -> bool {
+    commands::completion::COMMANDS
+        .iter()
+        .any(|(c, subs)| *c == name && !subs.is_empty())
+}
+
 async fn run(args: Vec<String>) -> Result<String, Failure> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let (words, rest) = flags::split_command(&args, 2);
@@ -68,6 +74,8 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "elect" => commands::elect::FLAGS,
         "move-leader" => &[],
         "version" | "" | "completion" => &[],
+        // A command group without its subcommand: its help.
+        n if is_group(n) => &[],
         _ => {
             let msg = format!("unknown command {:?} for \"etcdctl\"", words[0]);
             eprintln!("Error: {msg}\nRun 'etcdctl --help' for usage.");
@@ -79,6 +87,9 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         eprintln!("Error: {e}\n");
         Failure::error(e)
     })?;
+    if f.bool("help") || name.is_empty() || is_group(&name) {
+        return Ok(commands::help::run(&name));
+    }
     let format = Format::parse(&f.get("write-out")).map_err(Failure::bad_args)?;
     match name.as_str() {
         "get" => commands::get::run(&f, format).await,

@@ -6,7 +6,7 @@ use crate::flags::Parsed;
 use crate::flags::GLOBAL;
 
 /// Every command and its subcommands.
-const COMMANDS: &[(&str, &[&str])] = &[
+pub const COMMANDS: &[(&str, &[&str])] = &[
     ("get", &[]),
     ("put", &[]),
     ("del", &[]),

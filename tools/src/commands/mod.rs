@@ -10,6 +10,7 @@ pub mod del;
 pub mod elect;
 pub mod endpoint;
 pub mod get;
+pub mod help;
 pub mod lease;
 pub mod lock;
 pub mod make_mirror;
