@@ -36,10 +36,13 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
+/// A command made of subcommands (`member`, `lease`, ...); `completion` takes its shell as an
+/// argument instead.
 fn is_group(name: &str) -> bool {
-    commands::completion::COMMANDS
-        .iter()
-        .any(|(c, subs)| *c == name && !subs.is_empty())
+    name != "completion"
+        && commands::completion::COMMANDS
+            .iter()
+            .any(|(c, subs)| *c == name && !subs.is_empty())
 }
 
 async fn run(args: Vec<String>) -> Result<String, Failure> {

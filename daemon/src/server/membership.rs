@@ -70,13 +70,7 @@ impl EtcdServer {
             return Ok(());
         }
         let quorum = new_voters.len() / 2 + 1;
-        let healthy = self.healthy_voters(new_voters);
-        // etcd's exception: a second member may join a one-member cluster (rebuilding from a
-        // restored or force-new-cluster survivor), though quorum then needs both.
-        if new_voters.len() == 2 && healthy >= 1 && new_voters.contains(&self.member_id) {
-            return Ok(());
-        }
-        if healthy < quorum {
+        if self.healthy_voters(new_voters) < quorum {
             return Err(EtcdError::UnhealthyCluster);
         }
         Ok(())
@@ -249,7 +243,11 @@ impl EtcdServer {
                 } else {
                     let mut after = view.voters.clone();
                     after.insert(id);
-                    self.check_quorum_after(&after)?;
+                    // etcd's exception: a second member may always join a one-member cluster
+                    // (rebuilding from a restored or force-new-cluster survivor).
+                    if view.voters.len() != 1 {
+                        self.check_quorum_after(&after)?;
+                    }
                     if self.healthy_voters(&view.voters) > after.len() / 2 {
                         self.raft_change(
                             ChangeMembers::AddVoters(BTreeMap::from([(id, node)])),
