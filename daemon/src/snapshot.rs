@@ -278,18 +278,30 @@ pub struct Crc32c(u32);
 
 impl Crc32c {
     const POLY: u32 = 0x82f6_3b78;
-
-    pub fn update(&mut self, data: &[u8]) {
-        let mut c = !self.0;
-        for &b in data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
                 c = if c & 1 != 0 {
                     (c >> 1) ^ Self::POLY
                 } else {
                     c >> 1
                 };
+                k += 1;
             }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+
+    pub fn update(&mut self, data: &[u8]) {
+        let mut c = !self.0;
+        for &b in data {
+            c = Self::TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
         }
         self.0 = !c;
     }

@@ -158,9 +158,14 @@ fn lease_run(bin: &std::path::Path) -> Vec<Outcome> {
         vec!["lease", "timetolive", &id, "--keys"],
         vec!["lease", "timetolive", &id, "-w", "json"],
         vec!["lease", "keep-alive", "--once", &id],
+        vec!["lease", "keep-alive", "--once", &id, "-w", "json"],
+        vec!["lease", "keep-alive", "--once", &id, "-w", "fields"],
         vec!["lease", "list"],
+        vec!["lease", "list", "-w", "json"],
+        vec!["lease", "list", "-w", "fields"],
+        vec!["lease", "revoke", &id, "-w", "json"],
         vec!["lease", "revoke", &id],
-        vec!["lease", "revoke", &id],
+        vec!["lease", "list", "-w", "json"],
         vec!["lease", "timetolive", &id],
         vec!["get", "lk", "--prefix"],
         vec!["lease", "keep-alive", "--once", "5c10a1fbbcbbce0f"],
@@ -178,10 +183,20 @@ fn lease_run(bin: &std::path::Path) -> Vec<Outcome> {
     for args in steps {
         let o = run_ctl(bin, &ep, &args, None);
         let mask = |s: String| {
-            mask_json_fields(
+            let s = mask_json_fields(
                 &s.replace(&id, "ID").replace(&dec, "DEC"),
                 &["cluster_id", "member_id"],
-            )
+            );
+            // The fields format names the (per-run) cluster and member IDs too.
+            s.lines()
+                .map(|l| {
+                    if l.starts_with("\"ClusterID\" : ") || l.starts_with("\"MemberID\" : ") {
+                        format!("{} : X\n", l.split(" : ").next().unwrap_or(""))
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect::<String>()
         };
         results.push((
             format!("etcdctl {}", args.join(" ").replace(&id, "ID")),
@@ -246,6 +261,20 @@ fn our_etcdctl_member_and_endpoint_commands_match() {
         vec!["member".into(), "list".into()],
         vec!["member".into(), "list".into(), "-w".into(), "table".into()],
         vec!["member".into(), "list".into(), "-w".into(), "json".into()],
+        vec!["member".into(), "list".into(), "-w".into(), "fields".into()],
+        vec![
+            "endpoint".into(),
+            "status".into(),
+            "-w".into(),
+            "fields".into(),
+        ],
+        vec![
+            "endpoint".into(),
+            "hashkv".into(),
+            "--cluster".into(),
+            "-w".into(),
+            "fields".into(),
+        ],
         vec!["endpoint".into(), "status".into()],
         vec![
             "endpoint".into(),

@@ -112,6 +112,15 @@ async fn hashkv(f: &Parsed, format: Format) -> Result<String, Failure> {
             .iter()
             .map(|(ep, r)| format!("{ep}, {}\n", r.hash))
             .collect(),
+        Format::Fields => rows
+            .iter()
+            .map(|(ep, r)| {
+                let mut out = String::new();
+                printer::fields_header(&mut out, &r.header);
+                out.push_str(&format!("\"Endpoint\" : {ep:?}\n\"Hash\" : {}\n\n", r.hash));
+                out
+            })
+            .collect(),
         other => return Err(other.unsupported()),
     };
     match failed {
@@ -150,6 +159,26 @@ async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
             let items: Vec<String> = rows.iter().map(|(ep, s)| status_json(ep, s)).collect();
             format!("[{}]\n", items.join(","))
         }
+        Format::Fields => rows
+            .iter()
+            .map(|(ep, s)| {
+                let mut out = String::new();
+                printer::fields_header(&mut out, &s.header);
+                out.push_str(&format!("\"Version\" : {:?}\n", s.version));
+                out.push_str(&format!("\"DBSize\" : {}\n", s.db_size));
+                out.push_str(&format!("\"Leader\" : {}\n", s.leader));
+                out.push_str(&format!("\"IsLearner\" : {}\n", s.is_learner));
+                out.push_str(&format!("\"RaftIndex\" : {}\n", s.raft_index));
+                out.push_str(&format!("\"RaftTerm\" : {}\n", s.raft_term));
+                out.push_str(&format!(
+                    "\"RaftAppliedIndex\" : {}\n",
+                    s.raft_applied_index
+                ));
+                out.push_str(&format!("\"Errors\" : [{}]\n", s.errors.join(" ")));
+                out.push_str(&format!("\"Endpoint\" : {ep:?}\n\n"));
+                out
+            })
+            .collect(),
         Format::Table => {
             let cells: Vec<Vec<String>> = rows
                 .iter()

@@ -39,16 +39,49 @@ fn lease_arg(f: &Parsed, cmd: &str) -> Result<i64, Failure> {
 
 pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
     match sub {
-        "grant" => grant(f).await,
-        "revoke" => revoke(f).await,
+        "grant" => grant(f, format).await,
+        "revoke" => revoke(f, format).await,
         "timetolive" => time_to_live(f, format).await,
-        "list" => list(f).await,
-        "keep-alive" => keep_alive(f).await,
+        "list" => list(f, format).await,
+        "keep-alive" => keep_alive(f, format).await,
         _ => Err(Failure::bad_args("lease: unknown subcommand")),
     }
 }
 
-async fn grant(f: &Parsed) -> Result<String, Failure> {
+/// clientv3's lease responses embed the header: in JSON its fields come first, flat.
+fn flat_header(h: &Option<crate::etcdserverpb::ResponseHeader>) -> String {
+    let h = h.unwrap_or_default();
+    format!(
+        "\"cluster_id\":{},\"member_id\":{},\"revision\":{},\"raft_term\":{}",
+        h.cluster_id, h.member_id, h.revision, h.raft_term
+    )
+}
+
+/// The ID/TTL pair of grant and keep-alive answers, as etcdctl prints it in `format`.
+fn id_ttl(
+    h: &Option<crate::etcdserverpb::ResponseHeader>,
+    id: i64,
+    ttl: i64,
+    format: Format,
+    error_field: bool,
+) -> Option<String> {
+    match format {
+        Format::Json => Some(format!(
+            "{{{},\"ID\":{id},\"TTL\":{ttl}{}}}\n",
+            flat_header(h),
+            if error_field { ",\"Error\":\"\"" } else { "" }
+        )),
+        Format::Fields => {
+            let mut out = String::new();
+            crate::printer::fields_header(&mut out, h);
+            out.push_str(&format!("\"ID\" : {id}\n\"TTL\" : {ttl}\n"));
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+async fn grant(f: &Parsed, format: Format) -> Result<String, Failure> {
     if f.args.len() != 1 {
         return Err(Failure::bad_args("lease grant command needs TTL argument"));
     }
@@ -64,20 +97,35 @@ async fn grant(f: &Parsed) -> Result<String, Failure> {
         .await
         .map_err(|s| Failure::error(format!("failed to grant lease ({})", status_message(&s))))?
         .into_inner();
+    if let Some(out) = id_ttl(&r.header, r.id, r.ttl, format, true) {
+        return Ok(out);
+    }
     Ok(format!(
         "lease {:016x} granted with TTL({}s)\n",
         r.id, r.ttl
     ))
 }
 
-async fn revoke(f: &Parsed) -> Result<String, Failure> {
+async fn revoke(f: &Parsed, format: Format) -> Result<String, Failure> {
     let id = lease_arg(f, "revoke")?;
     let conn = Conn::open(f).await?;
-    LeaseClient::new(conn.channel.clone())
+    let r = LeaseClient::new(conn.channel.clone())
         .lease_revoke(conn.req(LeaseRevokeRequest { id }))
         .await
-        .map_err(|s| Failure::error(format!("failed to revoke lease ({})", status_message(&s))))?;
-    Ok(format!("lease {id:016x} revoked\n"))
+        .map_err(|s| Failure::error(format!("failed to revoke lease ({})", status_message(&s))))?
+        .into_inner();
+    match format {
+        Format::Json => Ok(crate::printer::Obj::default()
+            .raw("header", crate::printer::header_json(&r.header))
+            .done()
+            + "\n"),
+        Format::Fields => {
+            let mut out = String::new();
+            crate::printer::fields_header(&mut out, &r.header);
+            Ok(out)
+        }
+        _ => Ok(format!("lease {id:016x} revoked\n")),
+    }
 }
 
 async fn time_to_live(f: &Parsed, format: Format) -> Result<String, Failure> {
@@ -118,6 +166,18 @@ async fn time_to_live(f: &Parsed, format: Format) -> Result<String, Failure> {
             h.cluster_id, h.member_id, h.revision, h.raft_term, r.id, r.ttl, r.granted_ttl, keys
         ));
     }
+    if format == Format::Fields {
+        let mut out = String::new();
+        crate::printer::fields_header(&mut out, &r.header);
+        out.push_str(&format!(
+            "\"ID\" : {}\n\"TTL\" : {}\n\"GrantedTTL\" : {}\n",
+            r.id, r.ttl, r.granted_ttl
+        ));
+        for k in &r.keys {
+            out.push_str(&format!("\"Key\" : {}\n", crate::printer::go_quote(k)));
+        }
+        return Ok(out);
+    }
     if r.ttl == -1 {
         return Ok(format!("lease {id:016x} already expired\n"));
     }
@@ -137,13 +197,36 @@ async fn time_to_live(f: &Parsed, format: Format) -> Result<String, Failure> {
     Ok(out)
 }
 
-async fn list(f: &Parsed) -> Result<String, Failure> {
+async fn list(f: &Parsed, format: Format) -> Result<String, Failure> {
     let conn = Conn::open(f).await?;
     let r = LeaseClient::new(conn.channel.clone())
         .lease_leases(conn.req(LeaseLeasesRequest {}))
         .await
         .map_err(|s| Failure::error(format!("failed to list leases ({})", status_message(&s))))?
         .into_inner();
+    match format {
+        Format::Json => {
+            let ls: Vec<String> = r
+                .leases
+                .iter()
+                .map(|l| format!("{{\"id\":{}}}", l.id))
+                .collect();
+            return Ok(format!(
+                "{{{},\"leases\":[{}]}}\n",
+                flat_header(&r.header),
+                ls.join(",")
+            ));
+        }
+        Format::Fields => {
+            let mut out = String::new();
+            crate::printer::fields_header(&mut out, &r.header);
+            for l in &r.leases {
+                out.push_str(&format!("\"ID\" : {}\n", l.id));
+            }
+            return Ok(out);
+        }
+        _ => {}
+    }
     let mut out = format!("found {} leases\n", r.leases.len());
     for l in r.leases {
         out.push_str(&format!("{:016x}\n", l.id));
@@ -151,7 +234,7 @@ async fn list(f: &Parsed) -> Result<String, Failure> {
     Ok(out)
 }
 
-async fn keep_alive(f: &Parsed) -> Result<String, Failure> {
+async fn keep_alive(f: &Parsed, format: Format) -> Result<String, Failure> {
     let id = lease_arg(f, "keep-alive")?;
     let conn = Conn::open(f).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -183,7 +266,8 @@ async fn keep_alive(f: &Parsed) -> Result<String, Failure> {
             out.push_str(&format!("lease {id:016x} expired or revoked.\n"));
             return Ok(out);
         }
-        let line = format!("lease {id:016x} keepalived with TTL({})\n", r.ttl);
+        let line = id_ttl(&r.header, r.id, r.ttl, format, false)
+            .unwrap_or_else(|| format!("lease {id:016x} keepalived with TTL({})\n", r.ttl));
         if f.bool("once") {
             return Ok(line);
         }

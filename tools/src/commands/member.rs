@@ -174,6 +174,22 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .done()
                 + "\n"
         }
+        Format::Fields => {
+            let mut out = String::new();
+            printer::fields_header(&mut out, &header);
+            for m in &ms {
+                out.push_str(&format!("\"ID\" : {}\n", m.id));
+                out.push_str(&format!("\"Name\" : {:?}\n", m.name));
+                for u in &m.peer_ur_ls {
+                    out.push_str(&format!("\"PeerURL\" : {u:?}\n"));
+                }
+                for u in &m.client_ur_ls {
+                    out.push_str(&format!("\"ClientURL\" : {u:?}\n"));
+                }
+                out.push_str(&format!("\"IsLearner\" : {}\n\n", m.is_learner));
+            }
+            out
+        }
         Format::Table => {
             let rows: Vec<Vec<String>> = ms
                 .iter()
