@@ -226,6 +226,35 @@ impl Conn {
         KvClient::new(self.channel.clone())
     }
 
+    /// Opens a Watch stream (no deadline: watches live as long as the command), with `first`
+    /// as its first create request; further requests go in through the returned sender.
+    pub async fn watch(
+        &self,
+        first: Option<crate::etcdserverpb::WatchCreateRequest>,
+        capacity: usize,
+    ) -> Result<
+        (
+            tokio::sync::mpsc::Sender<crate::etcdserverpb::WatchRequest>,
+            tonic::Streaming<crate::etcdserverpb::WatchResponse>,
+        ),
+        tonic::Status,
+    > {
+        use crate::etcdserverpb::{watch_request::RequestUnion, WatchRequest};
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        if let Some(c) = first {
+            let _ = tx
+                .send(WatchRequest {
+                    request_union: Some(RequestUnion::CreateRequest(c)),
+                })
+                .await;
+        }
+        let stream = crate::etcdserverpb::watch_client::WatchClient::new(self.channel.clone())
+            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        Ok((tx, stream))
+    }
+
     /// Attaches the command timeout to a request.
     pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);

@@ -8,11 +8,10 @@ use tokio_stream::StreamExt;
 
 use crate::client::{status_message, Conn, Failure};
 use crate::etcdserverpb::lease_client::LeaseClient;
-use crate::etcdserverpb::watch_client::WatchClient;
 use crate::etcdserverpb::{
-    compare, range_request, request_op, watch_request, Compare, DeleteRangeRequest,
-    LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, RangeResponse, RequestOp,
-    ResponseHeader, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest, WatchResponse,
+    compare, range_request, request_op, Compare, DeleteRangeRequest, LeaseGrantRequest,
+    LeaseKeepAliveRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
+    TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use crate::mvccpb::KeyValue;
 
@@ -58,6 +57,11 @@ impl Session {
             expired,
             keeper,
         })
+    }
+
+    /// This session's key under `name`: `<name>/<lease ID in %x>`.
+    pub fn key(&self, name: &str) -> Vec<u8> {
+        format!("{name}/{:x}", self.lease).into_bytes()
     }
 
     /// Resolves once the lease can no longer be kept alive.
@@ -167,24 +171,13 @@ async fn watch(
     ),
     Failure,
 > {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let _ = tx
-        .send(WatchRequest {
-            request_union: Some(watch_request::RequestUnion::CreateRequest(
-                WatchCreateRequest {
-                    key: key.to_vec(),
-                    range_end: end,
-                    start_revision: rev,
-                    ..Default::default()
-                },
-            )),
-        })
-        .await;
-    let stream = WatchClient::new(conn.channel.clone())
-        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    Ok((tx, stream))
+    let create = WatchCreateRequest {
+        key: key.to_vec(),
+        range_end: end,
+        start_revision: rev,
+        ..Default::default()
+    };
+    Ok(conn.watch(Some(create), 1).await?)
 }
 
 fn watch_failure(r: &WatchResponse) -> Option<Failure> {
@@ -243,7 +236,7 @@ pub struct Held {
 /// clientv3's `Mutex.Lock`: queue under `<name>/`, wait for every older waiter to leave.
 pub async fn lock(conn: &Conn, s: &Session, name: &str) -> Result<Held, Failure> {
     let prefix = format!("{name}/").into_bytes();
-    let key = format!("{name}/{:x}", s.lease).into_bytes();
+    let key = s.key(name);
     let r = txn(
         conn,
         TxnRequest {
@@ -310,7 +303,7 @@ pub async fn campaign(
     value: &str,
 ) -> Result<Leadership, Failure> {
     let prefix = format!("{name}/").into_bytes();
-    let key = format!("{name}/{:x}", s.lease).into_bytes();
+    let key = s.key(name);
     let r = txn(
         conn,
         TxnRequest {

@@ -10,15 +10,5 @@ pub mod etcdutl;
 pub mod flags;
 pub mod printer;
 
-#[allow(clippy::all)]
-pub mod mvccpb {
-    tonic::include_proto!("mvccpb");
-}
-#[allow(clippy::all)]
-pub mod authpb {
-    tonic::include_proto!("authpb");
-}
-#[allow(clippy::all)]
-pub mod etcdserverpb {
-    tonic::include_proto!("etcdserverpb");
-}
+// The wire types and gRPC clients are the daemon's, generated once from its proto files.
+pub use retcd::api::{authpb, etcdserverpb, mvccpb};

@@ -105,6 +105,11 @@ pub fn header_json(h: &Option<ResponseHeader>) -> Option<String> {
     })
 }
 
+/// A response that is only a header, in JSON, with the line end etcdctl prints.
+pub fn header_only_json(h: &Option<ResponseHeader>) -> String {
+    Obj::default().raw("header", header_json(h)).done() + "\n"
+}
+
 pub fn kv_json(kv: &KeyValue) -> String {
     Obj::default()
         .bytes("key", &kv.key)

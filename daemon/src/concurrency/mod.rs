@@ -25,8 +25,9 @@ fn prefix(name: &[u8]) -> Vec<u8> {
     p
 }
 
-/// etcd's prefix range end: the prefix with its last byte below 0xff incremented.
-fn prefix_end(p: &[u8]) -> Vec<u8> {
+/// etcd's prefix range end (clientv3's `GetPrefixRangeEnd`): the prefix with its last byte
+/// below 0xff incremented; `[0]` (every key) when there is none.
+pub fn prefix_end(p: &[u8]) -> Vec<u8> {
     let mut e = p.to_vec();
     while let Some(last) = e.last_mut() {
         if *last < 0xff {

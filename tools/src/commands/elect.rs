@@ -45,8 +45,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     let lead = tokio::select! {
         r = concurrency::campaign(&conn, &session, name, &f.args[1]) => r?,
         _ = super::interrupted() => {
-            let key = format!("{name}/{:x}", session.lease);
-            let _ = concurrency::delete(&conn, key.as_bytes()).await;
+            let _ = concurrency::delete(&conn, &session.key(name)).await;
             return Err(Failure::error("context canceled"));
         }
     };

@@ -115,10 +115,7 @@ async fn revoke(f: &Parsed, format: Format) -> Result<String, Failure> {
         .map_err(|s| Failure::error(format!("failed to revoke lease ({})", status_message(&s))))?
         .into_inner();
     match format {
-        Format::Json => Ok(crate::printer::Obj::default()
-            .raw("header", crate::printer::header_json(&r.header))
-            .done()
-            + "\n"),
+        Format::Json => Ok(crate::printer::header_only_json(&r.header)),
         Format::Fields => {
             let mut out = String::new();
             crate::printer::fields_header(&mut out, &r.header);

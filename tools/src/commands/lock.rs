@@ -23,8 +23,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     let held = tokio::select! {
         r = concurrency::lock(&conn, &session, name) => r?,
         _ = super::interrupted() => {
-            let key = format!("{name}/{:x}", session.lease);
-            let _ = concurrency::delete(&conn, key.as_bytes()).await;
+            let _ = concurrency::delete(&conn, &session.key(name)).await;
             return Err(Failure::error("context canceled"));
         }
     };

@@ -17,10 +17,9 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 
 use crate::client::{status_message, Conn, Failure};
-use crate::etcdserverpb::watch_client::WatchClient;
 use crate::etcdserverpb::{
-    compare, request_op, watch_request, Compare, DeleteRangeRequest, PutRequest, RangeRequest,
-    RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
+    compare, request_op, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp,
+    TxnRequest, WatchCreateRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
 
@@ -356,23 +355,13 @@ impl Mirror<'_> {
         state_key: &Option<Vec<u8>>,
     ) -> Result<(), Stop> {
         let (key, end) = self.source_range();
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let _ = tx
-            .send(WatchRequest {
-                request_union: Some(watch_request::RequestUnion::CreateRequest(
-                    WatchCreateRequest {
-                        key,
-                        range_end: end,
-                        start_revision: self.rev + 1,
-                        ..Default::default()
-                    },
-                )),
-            })
-            .await;
-        let mut stream = WatchClient::new(src.channel.clone())
-            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await?
-            .into_inner();
+        let create = WatchCreateRequest {
+            key,
+            range_end: end,
+            start_revision: self.rev + 1,
+            ..Default::default()
+        };
+        let (_tx, mut stream) = src.watch(Some(create), 1).await?;
         while let Some(item) = stream.next().await {
             let r = item?;
             if r.compact_revision != 0 {

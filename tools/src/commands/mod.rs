@@ -76,17 +76,14 @@ pub fn key_range(
     Ok((key, Vec::new()))
 }
 
-/// clientv3's `GetPrefixRangeEnd`.
-pub fn prefix_end(p: &[u8]) -> Vec<u8> {
-    let mut e = p.to_vec();
-    while let Some(last) = e.last_mut() {
-        if *last < 0xff {
-            *last += 1;
-            return e;
-        }
-        e.pop();
+pub use retcd::concurrency::prefix_end;
+
+/// The single argument of a command, or etcdctl's bad-arguments error `msg`.
+pub fn one_arg<'a>(f: &'a crate::flags::Parsed, msg: &str) -> Result<&'a str, Failure> {
+    match f.args.as_slice() {
+        [a] => Ok(a),
+        _ => Err(Failure::bad_args(msg)),
     }
-    vec![0]
 }
 
 /// A lease ID as etcdctl parses it (hexadecimal).

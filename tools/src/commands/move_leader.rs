@@ -5,7 +5,7 @@ use crate::client::{Conn, Failure};
 use crate::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::etcdserverpb::{MoveLeaderRequest, StatusRequest};
 use crate::flags::Parsed;
-use crate::printer::{header_json, Format, Obj};
+use crate::printer::{header_only_json, Format};
 
 pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     if f.args.len() != 1 {
@@ -45,7 +45,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
         Format::Simple => Ok(format!(
             "Leadership transferred from {leader_id:x} to {target:x}\n"
         )),
-        Format::Json => Ok(Obj::default().raw("header", header_json(&r.header)).done() + "\n"),
+        Format::Json => Ok(header_only_json(&r.header)),
         other => Err(other.unsupported()),
     }
 }

@@ -8,23 +8,12 @@ use crate::etcdserverpb::{
     AuthRoleGrantPermissionRequest, AuthRoleListRequest, AuthRoleRevokePermissionRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
-use crate::printer::{header_json, Format, Obj};
+use crate::printer::{header_json, header_only_json, Format, Obj};
 
 pub const FLAGS: &[Spec] = &[
     flag("prefix", Kind::Bool, "false"),
     flag("from-key", Kind::Bool, "false"),
 ];
-
-fn one_arg<'a>(f: &'a Parsed, msg: &str) -> Result<&'a str, Failure> {
-    match f.args.as_slice() {
-        [a] => Ok(a),
-        _ => Err(Failure::bad_args(msg)),
-    }
-}
-
-fn header_only(h: &Option<crate::etcdserverpb::ResponseHeader>) -> String {
-    Obj::default().raw("header", header_json(h)).done() + "\n"
-}
 
 /// `role get`'s output (also used by `user get --detail`).
 pub fn print_role(role: &str, r: &AuthRoleGetResponse, format: Format) -> Result<String, Failure> {
@@ -131,7 +120,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
     let json = format == Format::Json;
     match sub {
         "add" | "delete" | "get" => {
-            let name = one_arg(
+            let name = super::one_arg(
                 f,
                 &format!("role {sub} command requires role name as its argument"),
             )?;
@@ -144,7 +133,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                         .await?
                         .into_inner();
                     Ok(if json {
-                        header_only(&r.header)
+                        header_only_json(&r.header)
                     } else {
                         format!("Role {name} created\n")
                     })
@@ -155,7 +144,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                         .await?
                         .into_inner();
                     Ok(if json {
-                        header_only(&r.header)
+                        header_only_json(&r.header)
                     } else {
                         format!("Role {name} deleted\n")
                     })
@@ -219,7 +208,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .await?
                 .into_inner();
             Ok(if json {
-                header_only(&r.header)
+                header_only_json(&r.header)
             } else {
                 format!("Role {} updated\n", f.args[0])
             })
@@ -241,7 +230,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .await?
                 .into_inner();
             if json {
-                return Ok(header_only(&r.header));
+                return Ok(header_only_json(&r.header));
             }
             let (role, key) = (&f.args[0], &f.args[1]);
             let end = String::from_utf8_lossy(&range_end);

@@ -8,7 +8,7 @@ use crate::etcdserverpb::{
     AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
-use crate::printer::{header_json, Format, Obj};
+use crate::printer::{header_json, header_only_json, Format, Obj};
 
 pub const FLAGS: &[Spec] = &[
     flag("interactive", Kind::Bool, "true"),
@@ -16,13 +16,6 @@ pub const FLAGS: &[Spec] = &[
     flag("no-password", Kind::Bool, "false"),
     flag("detail", Kind::Bool, "false"),
 ];
-
-fn one_arg<'a>(f: &'a Parsed, msg: &str) -> Result<&'a str, Failure> {
-    match f.args.as_slice() {
-        [a] => Ok(a),
-        _ => Err(Failure::bad_args(msg)),
-    }
-}
 
 fn read_line() -> String {
     let mut line = String::new();
@@ -45,10 +38,6 @@ fn ask_password(name: &str) -> Result<String, Failure> {
     Ok(p1)
 }
 
-fn header_only(h: &Option<crate::etcdserverpb::ResponseHeader>) -> String {
-    Obj::default().raw("header", header_json(h)).done() + "\n"
-}
-
 fn strings(v: &[String]) -> Vec<String> {
     v.iter().map(|s| format!("{s:?}")).collect()
 }
@@ -57,7 +46,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
     let json = format == Format::Json;
     match sub {
         "add" => {
-            let arg = one_arg(f, "user add command requires user name as its argument")?;
+            let arg = super::one_arg(f, "user add command requires user name as its argument")?;
             let (mut user, mut password) = (arg.to_string(), String::new());
             let no_password = f.bool("no-password");
             if !no_password {
@@ -86,26 +75,26 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .await?
                 .into_inner();
             Ok(if json {
-                header_only(&r.header)
+                header_only_json(&r.header)
             } else {
                 format!("User {user} created\n")
             })
         }
         "delete" => {
-            let name = one_arg(f, "user delete command requires user name as its argument")?;
+            let name = super::one_arg(f, "user delete command requires user name as its argument")?;
             let conn = Conn::open(f).await?;
             let r = AuthClient::new(conn.channel.clone())
                 .user_delete(conn.req(AuthUserDeleteRequest { name: name.into() }))
                 .await?
                 .into_inner();
             Ok(if json {
-                header_only(&r.header)
+                header_only_json(&r.header)
             } else {
                 format!("User {name} deleted\n")
             })
         }
         "get" => {
-            let name = one_arg(f, "user get command requires user name as its argument")?;
+            let name = super::one_arg(f, "user get command requires user name as its argument")?;
             let conn = Conn::open(f).await?;
             let mut c = AuthClient::new(conn.channel.clone());
             let r = c
@@ -160,7 +149,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
             })
         }
         "passwd" => {
-            let name = one_arg(f, "user passwd command requires user name as its argument")?;
+            let name = super::one_arg(f, "user passwd command requires user name as its argument")?;
             let password = if f.bool("interactive") {
                 ask_password(name)?
             } else {
@@ -176,7 +165,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .await?
                 .into_inner();
             Ok(if json {
-                header_only(&r.header)
+                header_only_json(&r.header)
             } else {
                 "Password updated\n".into()
             })
@@ -209,7 +198,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .header
             };
             Ok(if json {
-                header_only(&header)
+                header_only_json(&header)
             } else if sub == "grant-role" {
                 format!("Role {role} is granted to user {user}\n")
             } else {

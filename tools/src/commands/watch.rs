@@ -9,7 +9,6 @@ use std::io::Write;
 use tokio_stream::StreamExt;
 
 use crate::client::{status_message, Conn, Failure};
-use crate::etcdserverpb::watch_client::WatchClient;
 use crate::etcdserverpb::{
     watch_request, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
 };
@@ -123,11 +122,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     }
     let create = create_request(f, watch_args, &env_key, &env_range)?;
     let conn = Conn::open(f).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut stream = WatchClient::new(conn.channel.clone())
-        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let (tx, mut stream) = conn.watch(None, 4).await?;
     let mut w = Watches::new(f.bool("hex"), format);
     w.create(&tx, Spec1 { create, exec }).await;
     while let Some(item) = stream.next().await {
@@ -284,11 +279,7 @@ async fn interactive(
     env_range: &str,
 ) -> Result<String, Failure> {
     let conn = Conn::open(f).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let mut stream = WatchClient::new(conn.channel.clone())
-        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let (tx, mut stream) = conn.watch(None, 16).await?;
     let mut w = Watches::new(f.bool("hex"), format);
     // Standard input is read by a thread: a line at a time, Err at its end.
     let (line_tx, mut lines) = tokio::sync::mpsc::channel::<Result<String, String>>(16);
