@@ -27,18 +27,24 @@ mkdir -p "$out"
 root="$work/root"
 install -d "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/etcd" \
     "$root/usr/share/doc/retcd" "$root/usr/share/man/man1"
-for b in etcd etcdctl etcdutl; do
+for b in etcd etcdctl etcdutl etcd-backup; do
     install -m 0755 "$bindir/$b" "$root/usr/bin/$b"
     strip --strip-unneeded "$root/usr/bin/$b" 2>/dev/null || true
 done
-install -m 0644 systemd/etcd.service "$root/lib/systemd/system/etcd.service"
+for u in etcd.service etcd-backup.service etcd-backup.timer; do
+    install -m 0644 "systemd/$u" "$root/lib/systemd/system/$u"
+done
 install -m 0644 conf/etcd.conf "$root/etc/etcd/etcd.conf"
+# May hold S3 credentials: root and group etcd only (the group is set at install).
+install -m 0640 conf/backup.conf "$root/etc/etcd/backup.conf"
 install -m 0644 packaging/debian/copyright "$root/usr/share/doc/retcd/copyright"
 install -m 0644 README.md "$root/usr/share/doc/retcd/README.md"
 install -m 0644 docs/disaster-recovery.md "$root/usr/share/doc/retcd/disaster-recovery.md"
+install -m 0644 docs/backup.md "$root/usr/share/doc/retcd/backup.md"
 install -m 0644 conf/etcd.yaml "$root/usr/share/doc/retcd/etcd.yaml.example"
+install -m 0644 conf/etcd-backup.cron "$root/usr/share/doc/retcd/etcd-backup.cron.example"
 gzip -9n -c packaging/debian/changelog > "$root/usr/share/doc/retcd/changelog.Debian.gz"
-for b in etcd etcdctl etcdutl; do
+for b in etcd etcdctl etcdutl etcd-backup; do
     packaging/manpage.sh "$b" "$root/usr/bin/$b" "$version" | gzip -9n > "$root/usr/share/man/man1/$b.1.gz"
 done
 

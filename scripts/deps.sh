@@ -20,3 +20,26 @@ fi
 # Debian's etcd-server package may start a service on 2379; tests use their own ports, but a
 # leftover package service must not hold the default ports a developer runs on.
 command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
+
+# The S3-compatible server etcd-backup's tests upload to: moto (pinned; 5.2.1 answered
+# CompleteMultipartUpload with a body the AWS SDK cannot parse), with boto3, in a venv that
+# the tests find at the same place (tests/src/s3.rs).
+if [ "${1:-}" = "--test" ]; then
+  moto_spec='moto[server]==5.2.5'
+  venv=${RETCD_MOTO_VENV:-/var/cache/retcd-moto}
+  if ! mkdir -p "$venv" 2>/dev/null || [ ! -w "$venv" ]; then
+    venv="$HOME/.cache/retcd-moto"
+  fi
+  if [ "$(cat "$venv/.retcd-spec" 2>/dev/null)" != "$moto_spec" ]; then
+    echo "installing $moto_spec into $venv" >&2
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      SUDO=""
+      [ "$(id -u)" -eq 0 ] || SUDO=sudo
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q "$moto_spec"
+    echo "$moto_spec" > "$venv/.retcd-spec"
+  fi
+fi

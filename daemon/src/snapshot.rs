@@ -25,7 +25,7 @@ use crate::backend::{Backend, CF_KV, CF_META};
 pub const MAGIC: &[u8; 16] = b"retcd snapshot\n\0";
 /// The format version this build writes; it reads every version up to this one.
 pub const VERSION: u32 = 1;
-const HEADER_LEN: usize = 16 + 4 + 8 + 8 + 8 + 8;
+pub const HEADER_LEN: usize = 16 + 4 + 8 + 8 + 8 + 8;
 pub const TAG_END: u8 = 0;
 pub const TAG_KV: u8 = 1;
 pub const TAG_META: u8 = 2;
@@ -55,6 +55,15 @@ impl Header {
         b.extend_from_slice(&self.cluster_id.to_be_bytes());
         b.extend_from_slice(&self.member_id.to_be_bytes());
         b
+    }
+
+    /// The header at the start of a snapshot (its first [`HEADER_LEN`] bytes).
+    pub fn parse(b: &[u8]) -> Result<Header, String> {
+        let h: &[u8; HEADER_LEN] = b
+            .get(..HEADER_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or("snapshot too short for its header")?;
+        Header::decode(h)
     }
 
     fn decode(b: &[u8; HEADER_LEN]) -> Result<Header, String> {

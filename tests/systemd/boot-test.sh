@@ -1,7 +1,7 @@
 #!/bin/bash
 # Boots a minimal Debian with systemd in systemd-nspawn, installs retcd's .deb and drives
 # etcd.service with systemctl: active only once READY, put/get through etcdctl, STATUS line,
-# clean stop, restart keeping the data, purge keeping the data. Needs root, debootstrap and
+# clean stop, restart keeping the data, backups by etcd-backup.service, purge keeping the data. Needs root, debootstrap and
 # systemd-container; the Debian root is built once and cached in $RETCD_DEBIAN_ROOT.
 # Usage: boot-test.sh PATH/TO/retcd.deb ETCDCTL CLIENT_PORT PEER_PORT
 set -euo pipefail
@@ -16,6 +16,7 @@ diagnose() {
     echo "FAILED at line $1" >&2
     inside systemctl status etcd --no-pager -l >&2 || true
     inside journalctl -u etcd --no-pager -n 40 >&2 || true
+    inside journalctl -u etcd-backup --no-pager -n 20 >&2 || true
 }
 trap 'diagnose $LINENO' ERR
 
@@ -41,10 +42,30 @@ inside systemctl stop etcd
 inside systemctl start etcd
 [ "$(ETCDCTL_API=3 "$etcdctl" "$ep" get booted --print-value-only)" = yes ]
 
+step backup through etcd-backup.service and its timer
+[ "$(inside stat -c '%a %U %G' /etc/etcd/backup.conf)" = "640 root etcd" ]
+[ "$(inside systemctl is-enabled etcd-backup.timer 2>/dev/null || true)" = disabled ]
+inside install -d -o etcd -g etcd -m 0700 /var/backups/etcd
+printf 'ETCD_BACKUP_STORE=file:///var/backups/etcd\nETCD_BACKUP_ENDPOINTS=127.0.0.1:%s\nETCD_BACKUP_KEEP_LAST=2\n' \
+    "$cport" >>"$work/boot1/etc/etcd/backup.conf"
+for i in 1 2 3; do
+    # Type=oneshot: start returns when the run is over.
+    inside systemctl start etcd-backup
+    [ "$(inside systemctl show -p Result --value etcd-backup)" = success ]
+done
+# Three runs, and retention (keep the last 2) applied after each.
+[ "$(inside etcd-backup list | wc -l)" = 2 ]
+inside etcd-backup verify --latest | grep -q ': OK (revision '
+[ "$(inside stat -c '%U' "$(inside sh -c 'ls /var/backups/etcd/etcd-snapshot-*.db.zst | head -1')")" = etcd ]
+inside systemctl enable --now etcd-backup.timer 2>/dev/null
+[ "$(inside systemctl is-active etcd-backup.timer)" = active ]
+inside systemctl disable --now etcd-backup.timer 2>/dev/null
+
 step purge
 inside systemctl stop etcd
 inside dpkg --purge retcd >/dev/null
 ! inside test -e /usr/bin/etcd
 ! inside test -e /etc/etcd/etcd.conf
+! inside test -e /etc/etcd/backup.conf
 inside test -d /var/lib/etcd
 echo "boot test passed"

@@ -30,7 +30,7 @@ fn have(tool: &str) -> bool {
 }
 
 #[test]
-fn the_unit_file_verifies_cleanly() {
+fn the_unit_files_verify_cleanly() {
     if !have("systemd-analyze") {
         eprintln!("systemd-analyze missing: skipped");
         return;
@@ -38,7 +38,22 @@ fn the_unit_file_verifies_cleanly() {
     let (_, text) = run(Command::new("systemd-analyze")
         .arg("verify")
         .arg(repo().join("systemd/etcd.service")));
-    assert_eq!(text, "", "systemd-analyze verify");
+    assert_eq!(text, "", "systemd-analyze verify etcd.service");
+    // systemd-analyze checks that ExecStart exists: the backup units as they would be with
+    // our etcd-backup installed (the built binary stands in for /usr/bin/etcd-backup).
+    let dir = tempfile::tempdir().unwrap();
+    let bin = retcd_tests::our_backup();
+    for unit in ["etcd-backup.service", "etcd-backup.timer"] {
+        let text = std::fs::read_to_string(repo().join("systemd").join(unit)).unwrap();
+        let text = text.replace("/usr/bin/etcd-backup", &bin.display().to_string());
+        std::fs::write(dir.path().join(unit), text).unwrap();
+    }
+    for unit in ["etcd-backup.service", "etcd-backup.timer"] {
+        let (_, text) = run(Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(dir.path().join(unit)));
+        assert_eq!(text, "", "systemd-analyze verify {unit}");
+    }
 }
 
 #[test]
@@ -55,8 +70,14 @@ fn packages_build_and_hold_what_an_operator_needs() {
         "./usr/bin/etcd",
         "./usr/bin/etcdctl",
         "./usr/bin/etcdutl",
+        "./usr/bin/etcd-backup",
         "./lib/systemd/system/etcd.service",
+        "./lib/systemd/system/etcd-backup.service",
+        "./lib/systemd/system/etcd-backup.timer",
         "./etc/etcd/etcd.conf",
+        "./etc/etcd/backup.conf",
+        "./usr/share/doc/retcd/backup.md",
+        "./usr/share/man/man1/etcd-backup.1.gz",
         "./usr/share/doc/retcd/copyright",
         "./usr/share/doc/retcd/changelog.Debian.gz",
         "./usr/share/man/man1/etcd.1.gz",
@@ -90,7 +111,7 @@ fn packages_build_and_hold_what_an_operator_needs() {
     let (ok, k) = run(Command::new("rpm").arg("-K").arg(&rpm));
     assert!(ok && k.contains("digests OK"), "{k}");
     let (_, cfg) = run(Command::new("rpm").args(["-qp", "--configfiles"]).arg(&rpm));
-    assert_eq!(cfg.trim(), "/etc/etcd/etcd.conf");
+    assert_eq!(cfg.trim(), "/etc/etcd/backup.conf\n/etc/etcd/etcd.conf");
     let (_, scripts) = run(Command::new("rpm").args(["-qp", "--scripts"]).arg(&rpm));
     assert!(scripts.contains("useradd -r -g etcd"), "{scripts}");
     let (_, provides) = run(Command::new("rpm").args(["-qp", "--provides"]).arg(&rpm));
@@ -105,7 +126,10 @@ fn packages_build_and_hold_what_an_operator_needs() {
         "usr/bin/etcd",
         "usr/bin/etcdctl",
         "usr/lib/systemd/system/etcd.service",
+        "usr/lib/systemd/system/etcd-backup.timer",
+        "usr/bin/etcd-backup",
         "etc/etcd/etcd.conf",
+        "etc/etcd/backup.conf",
     ] {
         assert!(root.path().join(f).exists(), "{f} not installed");
     }

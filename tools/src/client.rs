@@ -75,6 +75,13 @@ pub fn endpoint_list(f: &Parsed) -> Vec<String> {
 #[derive(Clone, Default)]
 pub struct Token(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
 
+impl Token {
+    /// A token (from Authenticate) to send with every request; None if unusable.
+    pub fn new(token: &str) -> Option<Token> {
+        token.parse().ok().map(|v| Token(Some(v)))
+    }
+}
+
 impl tonic::service::Interceptor for Token {
     fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(t) = &self.0 {

@@ -146,13 +146,30 @@ fn restore_cluster(f: &flags::Parsed) -> Result<String, Failure> {
             "snapshot restore-cluster requires exactly one argument (the snapshot file)",
         ));
     };
-    let out = f.get("output-dir");
+    restore_cluster_files(
+        file,
+        file,
+        &f.get("initial-cluster"),
+        &f.get("initial-cluster-token"),
+        &f.get("output-dir"),
+        f.bool("skip-hash-check"),
+    )
+}
+
+/// Restores `file` into a data dir and an env file per member of `ic` under `out`; messages
+/// call the snapshot `label`.
+pub fn restore_cluster_files(
+    file: &str,
+    label: &str,
+    ic: &str,
+    token: &str,
+    out: &str,
+    skip_hash_check: bool,
+) -> Result<String, Failure> {
     if out.is_empty() {
         return Err(Failure::bad_args("--output-dir is required"));
     }
-    let ic = f.get("initial-cluster");
-    let token = f.get("initial-cluster-token");
-    let members = retcd::cluster::InitialCluster::parse(&ic)
+    let members = retcd::cluster::InitialCluster::parse(ic)
         .map_err(|e| Failure::bad_args(format!("--initial-cluster: {e}")))?
         .members;
     if members.is_empty() {
@@ -170,10 +187,10 @@ fn restore_cluster(f: &flags::Parsed) -> Result<String, Failure> {
             name: name.clone(),
             data_dir: data_dir.clone(),
             wal_dir: None,
-            initial_cluster: ic.clone(),
-            initial_cluster_token: token.clone(),
+            initial_cluster: ic.to_string(),
+            initial_cluster_token: token.to_string(),
             initial_advertise_peer_urls: urls.clone(),
-            skip_hash_check: f.bool("skip-hash-check"),
+            skip_hash_check,
             bump_revision: 0,
             mark_compacted: false,
         };
@@ -185,7 +202,7 @@ fn restore_cluster(f: &flags::Parsed) -> Result<String, Failure> {
         let env = out.join(format!("{name}.conf"));
         let listen: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
         let text = format!(
-            "# {name}: restored from {file} (member {:x} of cluster {:x}, revision {})\n\
+            "# {name}: restored from {label} (member {:x} of cluster {:x}, revision {})\n\
              ETCD_NAME=\"{name}\"\n\
              ETCD_DATA_DIR=\"/var/lib/etcd\"\n\
              ETCD_INITIAL_CLUSTER=\"{ic}\"\n\
@@ -210,7 +227,7 @@ fn restore_cluster(f: &flags::Parsed) -> Result<String, Failure> {
         ));
     }
     Ok(format!(
-        "Restored {} members from {file} into {}.\nOn each host, with the old members stopped:\n{steps}Then start every member (systemctl start etcd); they form a new cluster with new IDs.\n",
+        "Restored {} members from {label} into {}.\nOn each host, with the old members stopped:\n{steps}Then start every member (systemctl start etcd); they form a new cluster with new IDs.\n",
         members.len(),
         out.display()
     ))

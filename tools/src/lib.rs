@@ -2,6 +2,7 @@
 //! `commands/`, flags in [`flags`], the gRPC connection in [`client`], and every output format
 //! in one place, [`printer`].
 
+pub mod backup;
 pub mod client;
 pub mod commands;
 pub mod concurrency;

@@ -119,44 +119,80 @@ async fn fetch(f: &Parsed, ep: &str, part: &Path) -> Result<(), Failure> {
         .map_err(|s| interrupted(status_message(&s)))?
         .into_inner();
     let progress = std::io::stderr().is_terminal();
-    // The last 32 bytes are the sha256 of everything before them: hash all but the newest 32.
-    let mut hasher = Sha256::new();
-    let mut tail: Vec<u8> = Vec::with_capacity(64);
-    let mut size = 0u64;
+    let mut check = TrailerCheck::default();
     while let Some(item) = stream.next().await {
         let r = item.map_err(|s| interrupted(status_message(&s)))?;
         file.write_all(&r.blob)
             .map_err(|e| interrupted(format!("write {}: {e}", part.display())))?;
-        size += r.blob.len() as u64;
-        tail.extend_from_slice(&r.blob);
-        if tail.len() > 32 {
-            let cut = tail.len() - 32;
-            hasher.update(&tail[..cut]);
-            tail.drain(..cut);
-        }
+        check.update(&r.blob);
         if progress {
-            eprint!("\rfetching snapshot: {}", printer::human_bytes(size as i64));
+            eprint!(
+                "\rfetching snapshot: {}",
+                printer::human_bytes(check.size as i64)
+            );
         }
     }
     if progress {
         eprintln!();
     }
-    if size % 512 != 32 || tail.len() != 32 {
-        return Err(interrupted(format!(
-            "sha256 checksum not found [bytes: {size}]"
-        )));
-    }
-    let got: [u8; 32] = hasher.finalize().into();
-    if got[..] != tail[..] {
-        return Err(interrupted(format!(
-            "snapshot is damaged: sha256 of the received data is {}, the server sent {} (nothing was saved; try again)",
-            retcd::snapshot::hex(&got),
-            retcd::snapshot::hex(&tail)
-        )));
-    }
+    check.finish().map_err(|e| match e {
+        TrailerError::Missing(m) => interrupted(m),
+        TrailerError::Mismatch(m) => interrupted(format!(
+            "snapshot is damaged: {m} (nothing was saved; try again)"
+        )),
+    })?;
     file.sync_all()
         .map_err(|e| interrupted(format!("fsync {}: {e}", part.display())))?;
     Ok(())
+}
+
+/// Checks a snapshot as it streams past: etcd's (and retcd's) snapshot stream ends with the
+/// sha256 of everything before it.
+#[derive(Default)]
+pub struct TrailerCheck {
+    hasher: Sha256,
+    tail: Vec<u8>,
+    /// Bytes seen so far.
+    pub size: u64,
+}
+
+/// Why a snapshot stream failed its check.
+#[derive(Debug)]
+pub enum TrailerError {
+    /// The stream cannot carry a trailer (it was cut short).
+    Missing(String),
+    /// The data does not match its trailer.
+    Mismatch(String),
+}
+
+impl TrailerCheck {
+    pub fn update(&mut self, b: &[u8]) {
+        self.size += b.len() as u64;
+        self.tail.extend_from_slice(b);
+        if self.tail.len() > 32 {
+            let cut = self.tail.len() - 32;
+            self.hasher.update(&self.tail[..cut]);
+            self.tail.drain(..cut);
+        }
+    }
+
+    pub fn finish(self) -> Result<(), TrailerError> {
+        if self.size % 512 != 32 || self.tail.len() != 32 {
+            return Err(TrailerError::Missing(format!(
+                "sha256 checksum not found [bytes: {}]",
+                self.size
+            )));
+        }
+        let got: [u8; 32] = self.hasher.finalize().into();
+        if got[..] != self.tail[..] {
+            return Err(TrailerError::Mismatch(format!(
+                "sha256 of the data is {}, its trailer says {}",
+                retcd::snapshot::hex(&got),
+                retcd::snapshot::hex(&self.tail)
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `snapshot status FILE`: hash, revision, total keys, total size.
