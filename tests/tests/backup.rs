@@ -441,6 +441,24 @@ fn s3_archives_rebuild_a_quorum_lost_three_member_cluster() {
     let j: serde_json::Value = serde_json::from_str(&o).unwrap();
     assert_eq!(j[1]["name"], archives[1].as_str());
     assert_eq!(j[1]["revision"], 26);
+    // Retention in S3: the older archive goes, with nothing else left behind.
+    let o = ok(&with(&["prune", "--keep-last", "1", "-v"]));
+    assert_eq!(
+        o,
+        format!(
+            "deleted {}\nkeep {} (newest, newest verified, last)\n",
+            archives[0], archives[1]
+        )
+    );
+    let seen = s3.py("r = s.list_objects_v2(Bucket='retcd-backups')\n\
+         print(json.dumps(sorted(o['Key'] for o in r.get('Contents', []))))");
+    assert_eq!(
+        seen,
+        format!(
+            "[\"prod/etcd/.verified/{n}\", \"prod/etcd/{n}\"]\n",
+            n = archives[1]
+        )
+    );
 
     let old_cluster = cluster_id(&ep);
     // Quorum lost: two members die, the third is stopped.
