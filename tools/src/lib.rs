@@ -3,6 +3,7 @@
 //! in one place, [`printer`].
 
 pub mod backup;
+pub mod bench;
 pub mod client;
 pub mod commands;
 pub mod concurrency;
