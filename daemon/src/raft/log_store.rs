@@ -37,7 +37,18 @@ enum Op {
         delete_from: Option<u64>,
         delete_to_inclusive: Option<u64>,
         done: Option<oneshot::Sender<Result<(), String>>>,
+        /// Needs an fsync (everything but the committed index, which can be re-learned).
+        durable: bool,
     },
+}
+
+impl Op {
+    fn durable(&self) -> bool {
+        match self {
+            Op::Append { .. } => true,
+            Op::State { durable, .. } => *durable,
+        }
+    }
 }
 
 struct Shared {
@@ -94,6 +105,7 @@ impl LogStore {
                 delete_from,
                 delete_to_inclusive,
                 done: Some(done),
+                durable: true,
             })
             .map_err(|_| {
                 io_err(
@@ -187,14 +199,21 @@ fn writer_loop(backend: Arc<Backend>, shared: Arc<Shared>, rx: mpsc::Receiver<Op
                     }
                 }
             }
-            backend.write(batch, true).map_err(|e| e.to_string())?;
+            let sync = ops.iter().any(Op::durable);
+            backend.write(batch, sync).map_err(|e| e.to_string())?;
             Ok(last_appended)
         })();
         if let Ok(last) = &result {
             if *last > TAIL_KEEP {
                 let mut tail = shared.tail.lock();
                 let keep_from = last - TAIL_KEEP;
-                *tail = tail.split_off(&keep_from);
+                // Drop from the front: split_off would move the whole kept tail every batch.
+                while let Some(e) = tail.first_entry() {
+                    if *e.key() >= keep_from {
+                        break;
+                    }
+                    e.remove();
+                }
             }
         }
         for op in ops {
@@ -308,13 +327,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let b = encode(&committed, ErrorSubject::Store)?;
-        // Not waited for: losing it only means re-learning the commit index from the leader.
+        // Neither waited for nor fsynced on its own (it rides on the next append's fsync):
+        // losing it only means re-learning the commit index from the leader. An fsync here
+        // would sit in front of the next append in the writer queue, doubling write latency.
         self.tx
             .send(Op::State {
                 puts: vec![("committed", b)],
                 delete_from: None,
                 delete_to_inclusive: None,
                 done: None,
+                durable: false,
             })
             .map_err(|_| {
                 io_err(

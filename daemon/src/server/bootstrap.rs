@@ -128,11 +128,26 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         }
     }
     let election = Duration::from_millis(cfg.election_timeout_ms);
+    let request_timeout = Duration::from_secs(5) + 2 * election;
+    let indexer = super::reads::ReadIndexer {
+        raft: raft.clone(),
+        metrics: raft.metrics(),
+        peers: peers.clone(),
+        cluster_id: cid,
+        timeout: request_timeout,
+        forward: true,
+    };
+    let leader_only = super::reads::ReadIndexer {
+        forward: false,
+        ..indexer.clone()
+    };
     Ok(Arc::new(EtcdServer {
         raft_metrics: raft.metrics(),
+        reads: super::reads::ReadCoalescer::new(indexer),
+        leader_reads: super::reads::ReadCoalescer::new(leader_only),
         raft,
         store,
-        request_timeout: Duration::from_secs(5) + 2 * election,
+        request_timeout,
         cfg,
         member_id,
         cluster_id: cid,

@@ -10,6 +10,7 @@ pub mod maintenance;
 mod membership;
 pub mod metrics;
 pub mod peer;
+mod reads;
 mod transfer;
 pub mod validate;
 
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::RaftMetrics;
 use prost::Message;
 use tokio::sync::watch;
@@ -61,6 +62,10 @@ pub struct EtcdServer {
     /// When the backend size was last measured for the quota check, and the size.
     quota_cache: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
     pub metrics: Metrics,
+    /// Linearizable reads of this member's clients (asking the leader when following).
+    reads: reads::ReadCoalescer,
+    /// Read indexes followers ask of this member as leader.
+    leader_reads: reads::ReadCoalescer,
 }
 
 impl EtcdServer {
@@ -131,76 +136,19 @@ impl EtcdServer {
     /// linearizable.
     pub async fn linearizable_barrier(&self) -> Result<(), EtcdError> {
         let deadline = tokio::time::Instant::now() + self.request_timeout;
-        loop {
-            let attempt = tokio::time::timeout_at(deadline, self.raft.get_read_log_id()).await;
-            let index = match attempt {
-                Err(_) => return Err(EtcdError::Timeout),
-                Ok(Ok((read, _applied))) => read.map(|l| l.index),
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                    match (f.leader_id, f.leader_node) {
-                        (Some(id), Some(node)) => {
-                            match self.remote_read_index(id, &node, deadline).await {
-                                Ok(i) => Some(i),
-                                Err(EtcdError::NotLeader) => {
-                                    self.pause_for_leader(Some(id), deadline).await?;
-                                    continue;
-                                }
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        _ => {
-                            self.wait_for_leader_change(None, deadline).await?;
-                            continue;
-                        }
-                    }
-                }
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(EtcdError::Timeout);
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                Ok(Err(RaftError::Fatal(_))) => return Err(EtcdError::Stopped),
-            };
-            let Some(index) = index else { return Ok(()) };
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            return self
-                .raft
-                .wait(Some(remaining))
-                .applied_index_at_least(Some(index), "read index")
-                .await
-                .map(|_| ())
-                .map_err(|e| match e {
-                    openraft::metrics::WaitError::Timeout(..) => EtcdError::Timeout,
-                    openraft::metrics::WaitError::ShuttingDown => EtcdError::Stopped,
-                });
-        }
-    }
-
-    async fn remote_read_index(
-        &self,
-        leader: u64,
-        node: &MemberNode,
-        deadline: tokio::time::Instant,
-    ) -> Result<u64, EtcdError> {
-        let mut client = self
-            .peers
-            .client(leader, node)
-            .map_err(EtcdError::Internal)?;
-        let mut req = tonic::Request::new(crate::api::retcdpeerpb::ReadIndexRequest {
-            cluster_id: self.cluster_id,
-        });
-        req.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        let resp = client
-            .read_index(req)
+        let Some(index) = self.reads.read_index(deadline).await? else {
+            return Ok(());
+        };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.raft
+            .wait(Some(remaining))
+            .applied_index_at_least(Some(index), "read index")
             .await
-            .map_err(peer_status)?
-            .into_inner();
-        if !resp.error.is_empty() {
-            return Err(decode_peer_error(&resp.error));
-        }
-        Ok(resp.index)
+            .map(|_| ())
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => EtcdError::Timeout,
+                openraft::metrics::WaitError::ShuttingDown => EtcdError::Stopped,
+            })
     }
 
     /// After a failed attempt at leader `old`: waits up to a second for another leader (or the
@@ -210,11 +158,7 @@ impl EtcdServer {
         old: Option<u64>,
         deadline: tokio::time::Instant,
     ) -> Result<(), EtcdError> {
-        let soon = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
-        match self.wait_for_leader_change(old, soon).await {
-            Err(EtcdError::Timeout) if tokio::time::Instant::now() < deadline => Ok(()),
-            other => other,
-        }
+        reads::pause_for_leader(&self.raft_metrics, old, deadline).await
     }
 
     /// Waits until a leader other than `old` is known, or the deadline passes.
@@ -223,19 +167,7 @@ impl EtcdServer {
         old: Option<u64>,
         deadline: tokio::time::Instant,
     ) -> Result<(), EtcdError> {
-        let mut rx = self.raft_metrics.clone();
-        let wait = async {
-            loop {
-                let leader = rx.borrow().current_leader;
-                if leader.is_some() && leader != old {
-                    return;
-                }
-                let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
-            }
-        };
-        tokio::time::timeout_at(deadline, wait)
-            .await
-            .map_err(|_| EtcdError::Timeout)
+        reads::wait_for_leader_change(&self.raft_metrics, old, deadline).await
     }
 
     /// Proposes `request` and returns the response `pick` expects, its header filled in.
@@ -415,19 +347,11 @@ impl EtcdServer {
         }
     }
 
-    /// The leader's read index, for a follower's linearizable read.
+    /// The leader's read index, for a follower's linearizable read (shared rounds, as local
+    /// reads; NotLeader when this member does not lead).
     pub async fn read_index_as_leader(&self) -> Result<u64, EtcdError> {
-        match tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id()).await {
-            Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok((read, _))) => Ok(read.map(|l| l.index).unwrap_or(0)),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                Err(EtcdError::NotLeader)
-            }
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
-                Err(EtcdError::Timeout)
-            }
-            Ok(Err(RaftError::Fatal(_))) => Err(EtcdError::Stopped),
-        }
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        Ok(self.leader_reads.read_index(deadline).await?.unwrap_or(0))
     }
 
     /// Publishes this member's name and client URLs through raft.
