@@ -243,7 +243,23 @@ fn directory_store_save_list_fetch_verify_prune_and_damage() {
     ]);
     assert_eq!(o.status.code(), Some(4), "{}", err_lines(&o));
     assert!(!dd.exists());
-    // The older, intact archive still restores.
+    // The older, intact archive still restores (with etcdutl's revision bump, too).
+    let o = backup(&[
+        "restore",
+        &all[0],
+        "--data-dir",
+        &dd.display().to_string(),
+        "--store",
+        &store,
+        "--bump-revision",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", err_lines(&o));
+    assert!(
+        err_lines(&o).contains("--mark-compacted required"),
+        "{}",
+        err_lines(&o)
+    );
     let o = ok(&backup(&[
         "restore",
         &all[0],
@@ -251,8 +267,11 @@ fn directory_store_save_list_fetch_verify_prune_and_damage() {
         &dd.display().to_string(),
         "--store",
         &store,
+        "--bump-revision",
+        "100",
+        "--mark-compacted",
     ]));
-    assert!(o.contains(", revision 6\n"), "{o}");
+    assert!(o.contains(", revision 106\n"), "{o}");
 }
 
 #[test]

@@ -125,23 +125,6 @@ const RETENTION: &[Spec] = &[
     flag("keep-monthly", Kind::Value, "0"),
 ];
 const PRUNE: &[Spec] = &[flag("dry-run", Kind::Bool, "false")];
-const RESTORE: &[Spec] = &[
-    flag("latest", Kind::Bool, "false"),
-    flag("data-dir", Kind::Value, ""),
-    flag("wal-dir", Kind::Value, ""),
-    flag("name", Kind::Value, "default"),
-    flag(
-        "initial-cluster",
-        Kind::Value,
-        "default=http://localhost:2380",
-    ),
-    flag("initial-cluster-token", Kind::Value, "etcd-cluster"),
-    flag(
-        "initial-advertise-peer-urls",
-        Kind::Value,
-        "http://localhost:2380",
-    ),
-];
 const RESTORE_CLUSTER: &[Spec] = &[
     flag("latest", Kind::Bool, "false"),
     flag("initial-cluster", Kind::Value, ""),
@@ -160,7 +143,8 @@ Commands:
   fetch NAME|--latest -o F  download an archive, decompress it and check its sha256
   verify NAME|--latest      fetch, check, and trial-restore an archive into a temporary dir
   prune --keep-...          delete archives outside the retention policy (--dry-run to see)
-  restore NAME|--latest     a data dir for one member of a new cluster (etcdutl's flags)
+  restore NAME|--latest     a data dir for one member of a new cluster (etcdutl's flags,
+                            incl. --bump-revision N --mark-compacted)
   restore-cluster NAME|--latest --initial-cluster ... --output-dir DIR
                             every member's data dir and env file at once
   version                   the version of this tool
@@ -301,7 +285,7 @@ fn parse_settings(args: &[String], specs: &[Spec]) -> Result<Settings, Error> {
                 .chain(FETCH)
                 .chain(PRUNE)
                 .chain(RETENTION)
-                .chain(RESTORE)
+                .chain(crate::commands::snapshot::RESTORE_FLAGS)
                 .chain(RESTORE_CLUSTER)
                 .any(|s| var_name(s.name) == *k)
         {
@@ -360,7 +344,7 @@ pub fn main(args: Vec<String>) -> i32 {
         "fetch" => FETCH,
         "verify" => VERIFY,
         "prune" => PRUNE,
-        "restore" => RESTORE,
+        "restore" => crate::commands::snapshot::RESTORE_FLAGS,
         "restore-cluster" => RESTORE_CLUSTER,
         other => {
             eprintln!("etcd-backup: unknown command {other:?}; run 'etcd-backup help'");
@@ -373,6 +357,9 @@ pub fn main(args: Vec<String>) -> i32 {
     }
     if command == "save" || command == "prune" {
         specs.extend_from_slice(RETENTION);
+    }
+    if command == "restore" {
+        specs.push(flag("latest", Kind::Bool, "false"));
     }
     specs.extend_from_slice(own);
     let settings = match parse_settings(&args[1..], &specs) {

@@ -27,6 +27,12 @@ pub async fn single(s: &Settings, store: &Store) -> Result<String, Error> {
             data_dir.display()
         )));
     }
+    let bump = s.number("bump-revision")? as i64;
+    if bump > 0 && !s.bool("mark-compacted") {
+        return Err(Error::usage(
+            "--mark-compacted required if --bump-revision > 0",
+        ));
+    }
     let archive = store.resolve(arg.as_deref()).await?;
     // The download goes next to the data dir: same file system, and no small /tmp to fill.
     let parent = parent_of(&data_dir);
@@ -48,9 +54,10 @@ pub async fn single(s: &Settings, store: &Store) -> Result<String, Error> {
             .map(|u| u.trim().to_string())
             .filter(|u| !u.is_empty())
             .collect(),
-        skip_hash_check: false,
-        bump_revision: 0,
-        mark_compacted: false,
+        // The archive's sha256 was checked on download; the snapshot's own hash still is.
+        skip_hash_check: s.bool("skip-hash-check"),
+        bump_revision: bump,
+        mark_compacted: s.bool("mark-compacted"),
     };
     let r = tokio::task::spawn_blocking(move || retcd::restore::restore(&file, &opts))
         .await
