@@ -441,6 +441,8 @@ fn protobuf_output_is_the_same_bytes() {
     for args in [
         vec!["get", "foo", "--prefix", "-w", "protobuf"],
         vec!["txn", "-w", "protobuf"],
+        vec!["member", "list", "-w", "protobuf"],
+        vec!["alarm", "list", "-w", "protobuf"],
     ] {
         let stdin = (args[0] == "txn").then_some(&b"\nget foo\n\n\n"[..]);
         let r = run_ctl(&real_etcdctl(), &ep, &args, stdin);

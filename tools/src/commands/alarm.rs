@@ -100,6 +100,7 @@ fn print(r: &AlarmResponse, format: Format) -> Result<String, Failure> {
             }
             out
         }
+        Format::Protobuf => printer::protobuf(r),
         other => return Err(other.unsupported()),
     })
 }

@@ -146,6 +146,14 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
     let conn = Conn::open(f).await?;
     let (header, ms) = members(&conn).await?;
     Ok(match format {
+        Format::Protobuf => {
+            return Ok(printer::protobuf(
+                &crate::etcdserverpb::MemberListResponse {
+                    header,
+                    members: ms,
+                },
+            ))
+        }
         Format::Json => {
             let members = ms
                 .iter()
