@@ -126,6 +126,19 @@ pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64) {
     )
 }
 
+/// Puts `n` keys `<prefix>000`, `<prefix>001`, ... with values `v0`, `v1`, ... through
+/// etcd's etcdctl.
+pub fn put_keys(ep: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        let o = etcdctl(
+            ep,
+            &["put", &format!("{prefix}{i:03}"), &format!("v{i}")],
+            None,
+        );
+        assert!(o.status.success(), "{}", err_lines(&o));
+    }
+}
+
 /// Runs a tool without `--endpoints` (etcdutl, or etcdctl's offline commands).
 pub fn run_tool(bin: &Path, args: &[&str]) -> Output {
     Command::new("timeout")

@@ -35,17 +35,6 @@ fn ok(o: &Output) -> String {
     out(o)
 }
 
-fn put_keys(ep: &str, prefix: &str, n: usize) {
-    for i in 0..n {
-        let o = etcdctl(
-            ep,
-            &["put", &format!("{prefix}{i:03}"), &format!("v{i}")],
-            None,
-        );
-        assert!(o.status.success(), "{}", err_lines(&o));
-    }
-}
-
 /// `n` keys of `size` incompressible bytes each.
 fn put_random(ep: &str, prefix: &str, n: usize, size: usize) {
     let rt = tokio::runtime::Runtime::new().unwrap();

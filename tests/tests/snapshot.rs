@@ -17,17 +17,6 @@ fn save(bin: &Path, ep: &str, file: &Path) -> std::process::Output {
     )
 }
 
-fn put_keys(ep: &str, prefix: &str, n: usize) {
-    for i in 0..n {
-        let o = etcdctl(
-            ep,
-            &["put", &format!("{prefix}{i:03}"), &format!("v{i}")],
-            None,
-        );
-        assert!(o.status.success(), "{}", err_lines(&o));
-    }
-}
-
 #[test]
 fn snapshot_save_by_either_etcdctl_gives_the_same_file_and_status() {
     let tmp = tempfile::tempdir().unwrap();
