@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(protobuf-compiler libclang-dev)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(etcd-server etcd-client python3-etcd3 rpm lintian debootstrap systemd-container)
+  pkgs+=(etcd-server etcd-client python3-etcd3 rpm lintian debootstrap systemd-container openssl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
