@@ -71,6 +71,15 @@ pub fn endpoint_list(f: &Parsed) -> Vec<String> {
         .collect()
 }
 
+/// An endpoint as a URL: `host:port` means plain http, as clientv3 takes it.
+pub fn endpoint_url(ep: &str) -> String {
+    if ep.contains("://") {
+        ep.to_string()
+    } else {
+        format!("http://{ep}")
+    }
+}
+
 /// Adds the auth token (once authenticated) to every request, as clientv3 does.
 #[derive(Clone, Default)]
 pub struct Token(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
@@ -187,16 +196,7 @@ impl Conn {
         refuse_unsupported(f)?;
         let dial = duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2));
         let command_timeout = duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5));
-        let endpoints: Vec<String> = endpoint_list(f)
-            .into_iter()
-            .map(|e| {
-                if e.contains("://") {
-                    e.to_string()
-                } else {
-                    format!("http://{e}")
-                }
-            })
-            .collect();
+        let endpoints: Vec<String> = endpoint_list(f).iter().map(|e| endpoint_url(e)).collect();
         for ep in &endpoints {
             let Ok(e) = Endpoint::from_shared(ep.clone()) else {
                 continue;
@@ -214,12 +214,7 @@ impl Conn {
         refuse_unsupported(f)?;
         let dial = duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2));
         let command_timeout = duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5));
-        let url = if ep.contains("://") {
-            ep.to_string()
-        } else {
-            format!("http://{ep}")
-        };
-        let e = Endpoint::from_shared(url)
+        let e = Endpoint::from_shared(endpoint_url(ep))
             .map_err(|e| Failure::error(e.to_string()))?
             .connect_timeout(dial)
             .tcp_nodelay(true);

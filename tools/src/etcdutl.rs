@@ -5,22 +5,12 @@ use std::io::Write;
 
 use crate::client::Failure;
 use crate::commands;
-use crate::flags::{self, flag, Kind, Spec};
+use crate::flags::{self, flag, short, Kind, Spec};
 use crate::printer::Format;
 
 const GLOBAL: &[Spec] = &[
-    Spec {
-        name: "write-out",
-        short: Some('w'),
-        kind: Kind::Value,
-        default: "simple",
-    },
-    Spec {
-        name: "help",
-        short: Some('h'),
-        kind: Kind::Bool,
-        default: "false",
-    },
+    short("write-out", 'w', Kind::Value, "simple"),
+    short("help", 'h', Kind::Bool, "false"),
 ];
 
 const DEFRAG_FLAGS: &[Spec] = &[flag("data-dir", Kind::Value, "")];

@@ -27,6 +27,16 @@ pub const fn flag(name: &'static str, kind: Kind, default: &'static str) -> Spec
     }
 }
 
+/// A flag with a one-letter shorthand (`-w`).
+pub const fn short(name: &'static str, c: char, kind: Kind, default: &'static str) -> Spec {
+    Spec {
+        name,
+        short: Some(c),
+        kind,
+        default,
+    }
+}
+
 /// Flags that are lists (pflag's StringSlice): repeating them appends.
 const SLICE_FLAGS: &[&str] = &["endpoints"];
 
@@ -45,27 +55,12 @@ pub const GLOBAL: &[Spec] = &[
     flag("key", Kind::Value, ""),
     flag("user", Kind::Value, ""),
     flag("password", Kind::Value, ""),
-    Spec {
-        name: "write-out",
-        short: Some('w'),
-        kind: Kind::Value,
-        default: "simple",
-    },
+    short("write-out", 'w', Kind::Value, "simple"),
     flag("hex", Kind::Bool, "false"),
-    Spec {
-        name: "discovery-srv",
-        short: Some('d'),
-        kind: Kind::Value,
-        default: "",
-    },
+    short("discovery-srv", 'd', Kind::Value, ""),
     flag("discovery-srv-name", Kind::Value, ""),
     flag("debug", Kind::Bool, "false"),
-    Spec {
-        name: "help",
-        short: Some('h'),
-        kind: Kind::Bool,
-        default: "false",
-    },
+    short("help", 'h', Kind::Bool, "false"),
 ];
 
 #[derive(Debug, Default)]

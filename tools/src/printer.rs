@@ -106,6 +106,11 @@ pub fn header_json(h: &Option<ResponseHeader>) -> Option<String> {
 }
 
 /// A response that is only a header, in JSON, with the line end etcdctl prints.
+/// Names as quoted JSON strings, for [`Obj::list`].
+pub fn quoted(v: &[String]) -> Vec<String> {
+    v.iter().map(|s| format!("{s:?}")).collect()
+}
+
 pub fn header_only_json(h: &Option<ResponseHeader>) -> String {
     Obj::default().raw("header", header_json(h)).done() + "\n"
 }

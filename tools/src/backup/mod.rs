@@ -16,7 +16,7 @@ mod verify;
 
 use std::io::Write;
 
-use crate::flags::{self, flag, Kind, Parsed, Spec};
+use crate::flags::{self, flag, short, Kind, Parsed, Spec};
 
 /// Exit codes (documented in docs/backup.md).
 pub const EXIT_OK: i32 = 0;
@@ -60,15 +60,6 @@ impl Error {
 impl From<crate::client::Failure> for Error {
     fn from(f: crate::client::Failure) -> Error {
         Error::failed(f.message)
-    }
-}
-
-const fn short(name: &'static str, c: char, kind: Kind, default: &'static str) -> Spec {
-    Spec {
-        name,
-        short: Some(c),
-        kind,
-        default,
     }
 }
 

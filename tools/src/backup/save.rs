@@ -313,10 +313,9 @@ impl Pipe {
     }
 
     /// Checks the trailer, flushes the last part; the sha256 (hex) and size of the snapshot.
-    async fn finish(&mut self, upload: &mut Upload) -> Result<(String, u64), Failed> {
-        let check = std::mem::take(&mut self.check);
-        let size = check.size;
-        check.finish().map_err(|e| {
+    async fn finish(self, upload: &mut Upload) -> Result<(String, u64), Failed> {
+        let size = self.check.size;
+        self.check.finish().map_err(|e| {
             Failed::Member(match e {
                 TrailerError::Missing(m) => Error::failed(format!("snapshot cut short: {m}")),
                 TrailerError::Mismatch(m) => {
@@ -324,17 +323,12 @@ impl Pipe {
                 }
             })
         })?;
-        let encoder = std::mem::replace(
-            &mut self.encoder,
-            zstd::stream::write::Encoder::new(Vec::new(), 1)
-                .map_err(|e| Failed::Store(Error::failed(format!("zstd: {e}"))))?,
-        );
-        let last = encoder
+        let last = self
+            .encoder
             .finish()
             .map_err(|e| Failed::Store(Error::failed(format!("zstd: {e}"))))?;
-        self.uploaded += last.len() as u64;
         upload.part(last).await.map_err(Failed::Store)?;
-        let sha = std::mem::take(&mut self.sha).finalize();
+        let sha = self.sha.finalize();
         Ok((retcd::snapshot::hex(&sha), size))
     }
 }

@@ -22,7 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::client::{status_message, Ch, Token};
 use crate::etcdserverpb::maintenance_client::MaintenanceClient;
-use crate::flags::{self, flag, Kind, Parsed, Spec};
+use crate::flags::{self, flag, short, Kind, Parsed, Spec};
 use report::Report;
 
 const GLOBAL: &[Spec] = &[
@@ -37,18 +37,8 @@ const GLOBAL: &[Spec] = &[
     flag("user", Kind::Value, ""),
     flag("dial-timeout", Kind::Value, "0s"),
     flag("target-leader", Kind::Bool, "false"),
-    Spec {
-        name: "write-out",
-        short: Some('w'),
-        kind: Kind::Value,
-        default: "simple",
-    },
-    Spec {
-        name: "help",
-        short: Some('h'),
-        kind: Kind::Bool,
-        default: "false",
-    },
+    short("write-out", 'w', Kind::Value, "simple"),
+    short("help", 'h', Kind::Bool, "false"),
 ];
 
 const HELP: &str = "etcd-bench: a low-level benchmark tool for etcd v3 (etcd's `benchmark`)
@@ -311,16 +301,8 @@ pub fn progress_bar(total: u64, done: Arc<AtomicU64>) -> Progress {
     }
 }
 
-fn url(ep: &str) -> String {
-    if ep.contains("://") {
-        ep.to_string()
-    } else {
-        format!("http://{ep}")
-    }
-}
-
 async fn dial(ep: &str, timeout: Option<Duration>) -> Result<Channel, Fail> {
-    let mut e = Endpoint::from_shared(url(ep))
+    let mut e = Endpoint::from_shared(crate::client::endpoint_url(ep))
         .map_err(|e| Fail(format!("bad endpoint {ep}: {e}")))?
         .tcp_nodelay(true);
     if let Some(t) = timeout {

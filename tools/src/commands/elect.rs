@@ -3,15 +3,10 @@
 
 use crate::client::{Conn, Failure};
 use crate::concurrency::{self, Session};
-use crate::flags::{Kind, Parsed, Spec};
+use crate::flags::{short, Kind, Parsed, Spec};
 use crate::printer::Format;
 
-pub const FLAGS: &[Spec] = &[Spec {
-    name: "listen",
-    short: Some('l'),
-    kind: Kind::Bool,
-    default: "false",
-}];
+pub const FLAGS: &[Spec] = &[short("listen", 'l', Kind::Bool, "false")];
 
 /// clientv3's default session TTL, in seconds.
 const SESSION_TTL: i64 = 60;

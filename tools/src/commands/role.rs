@@ -8,7 +8,7 @@ use crate::etcdserverpb::{
     AuthRoleGrantPermissionRequest, AuthRoleListRequest, AuthRoleRevokePermissionRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
-use crate::printer::{header_json, header_only_json, Format, Obj};
+use crate::printer::{header_json, header_only_json, quoted, Format, Obj};
 
 pub const FLAGS: &[Spec] = &[
     flag("prefix", Kind::Bool, "false"),
@@ -170,7 +170,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
             Ok(if json {
                 Obj::default()
                     .raw("header", header_json(&r.header))
-                    .list("roles", r.roles.iter().map(|s| format!("{s:?}")).collect())
+                    .list("roles", quoted(&r.roles))
                     .done()
                     + "\n"
             } else {

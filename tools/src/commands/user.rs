@@ -8,7 +8,7 @@ use crate::etcdserverpb::{
     AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
-use crate::printer::{header_json, header_only_json, Format, Obj};
+use crate::printer::{header_json, header_only_json, quoted, Format, Obj};
 
 pub const FLAGS: &[Spec] = &[
     flag("interactive", Kind::Bool, "true"),
@@ -36,10 +36,6 @@ fn ask_password(name: &str) -> Result<String, Failure> {
         return Err(Failure::bad_args("given passwords are different"));
     }
     Ok(p1)
-}
-
-fn strings(v: &[String]) -> Vec<String> {
-    v.iter().map(|s| format!("{s:?}")).collect()
 }
 
 pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
@@ -116,7 +112,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
             Ok(if json {
                 Obj::default()
                     .raw("header", header_json(&r.header))
-                    .list("roles", strings(&r.roles))
+                    .list("roles", quoted(&r.roles))
                     .done()
                     + "\n"
             } else {
@@ -141,7 +137,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
             Ok(if json {
                 Obj::default()
                     .raw("header", header_json(&r.header))
-                    .list("users", strings(&r.users))
+                    .list("users", quoted(&r.users))
                     .done()
                     + "\n"
             } else {

@@ -12,7 +12,7 @@ use crate::client::{status_message, Conn, Failure};
 use crate::etcdserverpb::{
     watch_request, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
 };
-use crate::flags::{self, flag, Kind, Parsed, Spec};
+use crate::flags::{self, flag, short, Kind, Parsed, Spec};
 use crate::printer::{self, Format};
 
 pub const FLAGS: &[Spec] = &[
@@ -20,12 +20,7 @@ pub const FLAGS: &[Spec] = &[
     flag("rev", Kind::Value, "0"),
     flag("prev-kv", Kind::Bool, "false"),
     flag("progress-notify", Kind::Bool, "false"),
-    Spec {
-        name: "interactive",
-        short: Some('i'),
-        kind: Kind::Bool,
-        default: "false",
-    },
+    short("interactive", 'i', Kind::Bool, "false"),
 ];
 
 /// etcdctl's exit codes.
