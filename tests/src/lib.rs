@@ -3,6 +3,7 @@
 //! started here is killed by its own PID when its handle drops; nothing else is touched.
 
 pub mod linearizability;
+pub mod pki;
 pub mod proxy;
 pub mod s3;
 
@@ -39,37 +40,28 @@ pub fn retcd_bin() -> PathBuf {
     bin
 }
 
-/// Path of our `etcdctl` (next to our `etcd`).
+/// Path of one of our tools (`etcdctl`, `etcdutl`, `etcd-backup`, `etcd-bench`), built next
+/// to our `etcd`.
+pub fn our_tool(name: &str) -> PathBuf {
+    let bin = retcd_bin().with_file_name(name);
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --workspace --bins)",
+        bin.display()
+    );
+    bin
+}
+
 pub fn our_etcdctl() -> PathBuf {
-    let bin = retcd_bin().with_file_name("etcdctl");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build --workspace --bins)",
-        bin.display()
-    );
-    bin
+    our_tool("etcdctl")
 }
 
-/// Path of our `etcdutl`, next to our `etcd`.
 pub fn our_etcdutl() -> PathBuf {
-    let bin = retcd_bin().with_file_name("etcdutl");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build --workspace --bins)",
-        bin.display()
-    );
-    bin
+    our_tool("etcdutl")
 }
 
-/// Path of our `etcd-backup`, next to our `etcd`.
 pub fn our_backup() -> PathBuf {
-    let bin = retcd_bin().with_file_name("etcd-backup");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build --workspace --bins)",
-        bin.display()
-    );
-    bin
+    our_tool("etcd-backup")
 }
 
 /// Runs `cmd` to completion (bounded by `limit`, then killed) and measures the peak resident

@@ -34,19 +34,6 @@ pub struct S3Server {
     child: Child,
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let o = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 impl S3Server {
     pub fn start() -> S3Server {
         S3Server::spawn(&[], None)
@@ -54,72 +41,14 @@ impl S3Server {
 
     /// Serves https with a certificate for 127.0.0.1 from a fresh private CA made in `dir`.
     pub fn start_tls(dir: &std::path::Path) -> S3Server {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=retcd test CA",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "srv.key",
-                "-out",
-                "srv.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        std::fs::write(
-            dir.join("ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-        )
-        .expect("ext");
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "srv.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "srv.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext",
-            ],
-        );
-        let (cert, key) = (dir.join("srv.pem"), dir.join("srv.key"));
+        let pki = crate::pki::Pki::create(dir);
         S3Server::spawn(
             &[
                 "-s",
                 "-c",
-                cert.to_str().expect("path"),
+                &pki.file("server.pem"),
                 "-k",
-                key.to_str().expect("path"),
+                &pki.file("server.key"),
             ],
             Some(dir.join("ca.pem")),
         )

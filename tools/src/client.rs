@@ -8,6 +8,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::etcdserverpb::kv_client::KvClient;
 use crate::flags::{duration, Parsed};
+use crate::tls::Security;
 
 /// etcdctl's exit codes.
 pub const EXIT_ERROR: i32 = 1;
@@ -108,13 +109,14 @@ pub struct Conn {
     pub command_timeout: Duration,
 }
 
-/// `--user name[:password]` and `--password`: the credentials to authenticate with.
-pub fn credentials(f: &Parsed) -> Result<Option<(String, String)>, Failure> {
-    let user = f.get("user");
+/// `--user name[:password]` and `--password` (`--dest-user`, `--dest-password` with prefix
+/// `dest-`): the credentials to authenticate with.
+pub fn credentials(f: &Parsed, prefix: &str) -> Result<Option<(String, String)>, Failure> {
+    let user = f.get(&format!("{prefix}user"));
     if user.is_empty() {
         return Ok(None);
     }
-    let password = f.get("password");
+    let password = f.get(&format!("{prefix}password"));
     if !password.is_empty() {
         return Ok(Some((user, password)));
     }
@@ -134,38 +136,94 @@ pub fn credentials(f: &Parsed) -> Result<Option<(String, String)>, Failure> {
     }
 }
 
-/// Settings this etcdctl cannot honour yet: refused with a clear message rather than ignored
-/// (a client that silently dropped `--cacert` would talk plaintext to the wrong server).
+/// Settings this etcdctl cannot honour yet: refused with a clear message rather than ignored.
 pub fn refuse_unsupported(f: &Parsed) -> Result<(), Failure> {
-    for name in [
-        "cacert",
-        "cert",
-        "key",
-        "discovery-srv",
-        "discovery-srv-name",
-    ] {
+    for name in ["discovery-srv", "discovery-srv-name"] {
         if !f.get(name).is_empty() {
             return Err(Failure::bad_feature(format!(
-                "--{name}: TLS and DNS discovery are not supported yet by retcd's etcdctl; use etcd's etcdctl for this cluster"
+                "--{name}: DNS discovery is not supported yet by retcd's etcdctl; list the members in --endpoints"
             )));
         }
     }
-    if endpoint_list(f).iter().any(|e| e.starts_with("https://")) {
-        return Err(Failure::bad_feature(
-            "https:// endpoints: TLS is not supported yet by retcd's etcdctl; use etcd's etcdctl for this cluster",
-        ));
-    }
     Ok(())
+}
+
+/// Connects to one endpoint (as given in `--endpoints`) within `dial`, over TLS when `security`
+/// says so; the error says why (etcdctl itself only reports a deadline).
+pub async fn dial(ep: &str, dial: Duration, security: &Security) -> Result<Channel, String> {
+    let e = Endpoint::from_shared(endpoint_url(ep))
+        .map_err(|e| format!("{ep}: {e}"))?
+        .connect_timeout(dial)
+        .tcp_nodelay(true);
+    let tls = security.for_endpoint(ep).map_err(|f| f.message)?;
+    let connect = async {
+        match tls {
+            None => e.connect().await,
+            Some(config) => {
+                e.connect_with_connector(tower::service_fn(move |uri: http::Uri| {
+                    crate::tls::connect(config.clone(), uri)
+                }))
+                .await
+            }
+        }
+    };
+    let ready = async {
+        let channel = connect.await.map_err(|e| error_chain(&e))?;
+        probe(channel.clone()).await?;
+        Ok::<_, String>(channel)
+    };
+    match tokio::time::timeout(dial, ready).await {
+        Ok(Ok(channel)) => Ok(channel),
+        Ok(Err(why)) => Err(format!("{ep}: {why}")),
+        Err(_) => Err(format!("{ep}: no connection within {dial:?}")),
+    }
+}
+
+/// One round trip to the server, as clientv3's blocking dial waits for the server's side of the
+/// HTTP/2 handshake: a TLS server that refuses our certificate (TLS 1.3 tells only after the
+/// handshake), or a TLS server spoken to in plaintext, fails here rather than at the first
+/// request. It asks for a method no server has; "unimplemented" is the answer of a live one.
+async fn probe(channel: Channel) -> Result<(), String> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| error_chain(&e))?;
+    let path = http::uri::PathAndQuery::from_static("/retcd.ConnectionProbe/Probe");
+    match grpc
+        .unary(
+            tonic::Request::new(()),
+            path,
+            tonic_prost::ProstCodec::<(), ()>::default(),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::Unimplemented => Ok(()),
+        Err(s) => Err(match std::error::Error::source(&s) {
+            Some(e) => format!("{}: {}", s.message(), error_chain(e)),
+            None => s.message().to_string(),
+        }),
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Authenticates on `channel` when credentials are given; the connection then carries the
 /// token.
 async fn with_auth(
-    f: &Parsed,
+    creds: Option<(String, String)>,
     channel: Channel,
     command_timeout: Duration,
 ) -> Result<Conn, Failure> {
-    let Some((name, password)) = credentials(f)? else {
+    let Some((name, password)) = creds else {
         return Ok(Conn {
             channel: InterceptedService::new(channel, Token::default()),
             command_timeout,
@@ -191,19 +249,44 @@ async fn with_auth(
     })
 }
 
-impl Conn {
-    pub async fn open(f: &Parsed) -> Result<Conn, Failure> {
+/// How to reach the members: timeouts and TLS from the flags.
+struct Settings {
+    dial: Duration,
+    command_timeout: Duration,
+    security: Security,
+}
+
+impl Settings {
+    fn from_flags(f: &Parsed, prefix: &str) -> Result<Settings, Failure> {
         refuse_unsupported(f)?;
-        let dial = duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2));
-        let command_timeout = duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5));
-        let endpoints: Vec<String> = endpoint_list(f).iter().map(|e| endpoint_url(e)).collect();
-        for ep in &endpoints {
-            let Ok(e) = Endpoint::from_shared(ep.clone()) else {
-                continue;
-            };
-            let e = e.connect_timeout(dial).tcp_nodelay(true);
-            if let Ok(Ok(channel)) = tokio::time::timeout(dial, e.connect()).await {
-                return with_auth(f, channel, command_timeout).await;
+        Ok(Settings {
+            dial: duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2)),
+            command_timeout: duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5)),
+            security: Security::from_flags(f, prefix)?,
+        })
+    }
+
+    /// Connects to `ep`; with `--debug`, says on stderr why it could not.
+    async fn dial(&self, f: &Parsed, ep: &str) -> Option<Channel> {
+        match dial(ep, self.dial, &self.security).await {
+            Ok(c) => Some(c),
+            Err(why) => {
+                if f.bool("debug") {
+                    eprintln!("cannot connect to {why}");
+                }
+                None
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// A connection to the first reachable endpoint of `--endpoints`.
+    pub async fn open(f: &Parsed) -> Result<Conn, Failure> {
+        let s = Settings::from_flags(f, "")?;
+        for ep in endpoint_list(f) {
+            if let Some(channel) = s.dial(f, &ep).await {
+                return with_auth(credentials(f, "")?, channel, s.command_timeout).await;
             }
         }
         Err(Failure::error("context deadline exceeded"))
@@ -211,16 +294,19 @@ impl Conn {
 
     /// A connection to one endpoint, with the timeouts of `f`.
     pub async fn open_endpoint(f: &Parsed, ep: &str) -> Result<Conn, Failure> {
-        refuse_unsupported(f)?;
-        let dial = duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2));
-        let command_timeout = duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5));
-        let e = Endpoint::from_shared(endpoint_url(ep))
-            .map_err(|e| Failure::error(e.to_string()))?
-            .connect_timeout(dial)
-            .tcp_nodelay(true);
-        match tokio::time::timeout(dial, e.connect()).await {
-            Ok(Ok(channel)) => with_auth(f, channel, command_timeout).await,
-            _ => Err(Failure::error("context deadline exceeded")),
+        let s = Settings::from_flags(f, "")?;
+        match s.dial(f, ep).await {
+            Some(channel) => with_auth(credentials(f, "")?, channel, s.command_timeout).await,
+            None => Err(Failure::error("context deadline exceeded")),
+        }
+    }
+
+    /// A connection to make-mirror's destination, with its `--dest-*` TLS and credentials.
+    pub async fn open_dest(f: &Parsed, ep: &str) -> Result<Conn, Failure> {
+        let s = Settings::from_flags(f, "dest-")?;
+        match s.dial(f, ep).await {
+            Some(channel) => with_auth(credentials(f, "dest-")?, channel, s.command_timeout).await,
+            None => Err(Failure::error("context deadline exceeded")),
         }
     }
 

@@ -95,6 +95,7 @@ const ETCD: &[Spec] = &[
     flag("cacert", Kind::Value, ""),
     flag("cert", Kind::Value, ""),
     flag("key", Kind::Value, ""),
+    flag("insecure-skip-tls-verify", Kind::Bool, "false"),
     flag("discovery-srv", Kind::Value, ""),
     flag("discovery-srv-name", Kind::Value, ""),
 ];
@@ -145,7 +146,8 @@ S3:          --s3-endpoint URL (S3-compatible servers; path-style addressing), -
              --s3-path-style, --s3-ca-file PEM, --s3-sse AES256|aws:kms, --s3-sse-kms-key-id,
              --s3-storage-class, --s3-max-attempts (5); credentials the AWS way
              (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance roles)
-Cluster:     --endpoints, --dial-timeout, --command-timeout, --user, --password
+Cluster:     --endpoints, --dial-timeout, --command-timeout, --user, --password; TLS as
+             etcdctl: --cacert, --cert, --key, --insecure-skip-tls-verify (https:// endpoints)
 save:        --compression-level (3), --part-size MiB (16), --upload-concurrency (2),
              --metrics-file PATH (node-exporter textfile collector)
 prune:       --keep-last N, --keep-hourly N, --keep-daily N, --keep-weekly N, --keep-monthly N,

@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::client::{status_message, Ch, Token};
 use crate::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::flags::{self, flag, short, Kind, Parsed, Spec};
+use crate::tls::Security;
 use report::Report;
 
 const GLOBAL: &[Spec] = &[
@@ -301,22 +302,22 @@ pub fn progress_bar(total: u64, done: Arc<AtomicU64>) -> Progress {
     }
 }
 
-async fn dial(ep: &str, timeout: Option<Duration>) -> Result<Channel, Fail> {
-    let mut e = Endpoint::from_shared(crate::client::endpoint_url(ep))
-        .map_err(|e| Fail(format!("bad endpoint {ep}: {e}")))?
-        .tcp_nodelay(true);
-    if let Some(t) = timeout {
-        e = e.connect_timeout(t);
-    }
-    e.connect()
+/// Connects to `ep` (TLS from `--cert/--key/--cacert` as etcdctl sets it up); without
+/// `--dial-timeout` it waits as long as connecting takes.
+async fn dial(ep: &str, timeout: Option<Duration>, security: &Security) -> Result<Channel, Fail> {
+    crate::client::dial(ep, timeout.unwrap_or(Duration::MAX / 4), security)
         .await
-        .map_err(|e| Fail(format!("dial error: {ep}: {e}")))
+        .map_err(|e| Fail(format!("dial error: {e}")))
 }
 
 /// `--target-leader`: the client URLs of the leader.
-async fn leader_endpoints(eps: &[String], timeout: Option<Duration>) -> Result<Vec<String>, Fail> {
+async fn leader_endpoints(
+    eps: &[String],
+    timeout: Option<Duration>,
+    security: &Security,
+) -> Result<Vec<String>, Fail> {
     for ep in eps {
-        let Ok(ch) = dial(ep, timeout).await else {
+        let Ok(ch) = dial(ep, timeout, security).await else {
             continue;
         };
         let Ok(st) = MaintenanceClient::new(ch.clone())
@@ -347,22 +348,16 @@ async fn leader_endpoints(eps: &[String], timeout: Option<Duration>) -> Result<V
 }
 
 async fn connect(f: &Parsed) -> Result<Vec<Ch>, Fail> {
-    for name in ["cert", "key", "cacert"] {
-        if !f.get(name).is_empty() {
-            return Err(Fail(format!(
-                "--{name}: TLS is not supported yet by retcd's etcd-bench; use plain http endpoints"
-            )));
-        }
-    }
+    let security = Security::from_flags(f, "").map_err(|e| Fail(e.message))?;
     let timeout = flags::duration(&f.get("dial-timeout")).filter(|d| !d.is_zero());
     let mut eps = crate::client::endpoint_list(f);
     if eps.is_empty() {
         return Err(Fail("--endpoints is empty".into()));
     }
     if f.bool("target-leader") {
-        eps = leader_endpoints(&eps, timeout).await?;
+        eps = leader_endpoints(&eps, timeout, &security).await?;
     }
-    let creds = crate::client::credentials(f).map_err(|e| Fail(e.message))?;
+    let creds = crate::client::credentials(f, "").map_err(|e| Fail(e.message))?;
     let n: usize = f
         .get("conns")
         .parse()
@@ -370,7 +365,7 @@ async fn connect(f: &Parsed) -> Result<Vec<Ch>, Fail> {
     let mut conns = Vec::new();
     for i in 0..n.max(1) {
         let ep = &eps[i % eps.len()];
-        let ch = dial(ep, timeout).await?;
+        let ch = dial(ep, timeout, &security).await?;
         let token = match &creds {
             None => Token::default(),
             Some((name, password)) => {

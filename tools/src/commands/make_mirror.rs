@@ -87,19 +87,6 @@ pub async fn run(f: &Parsed) -> Result<String, Failure> {
             "make-mirror takes one destination argument",
         ));
     }
-    for tls in [
-        "dest-cert",
-        "dest-key",
-        "dest-cacert",
-        "dest-user",
-        "dest-password",
-    ] {
-        if !f.get(tls).is_empty() {
-            return Err(Failure::bad_feature(format!(
-                "--{tls}: TLS and authentication are not supported yet by retcd's etcdctl"
-            )));
-        }
-    }
     let prefix = f.get("prefix");
     let dest_prefix = f.get("dest-prefix");
     if f.bool("no-dest-prefix") && !dest_prefix.is_empty() {
@@ -232,7 +219,7 @@ impl Mirror<'_> {
 
     async fn run_once(&mut self) -> Result<(), Stop> {
         let src = Conn::open(self.f).await?;
-        let dst = Conn::open_endpoint(self.f, &self.dest).await?;
+        let dst = Conn::open_dest(self.f, &self.dest).await?;
         let (key, end) = self.source_range();
         let probe = src
             .kv()
