@@ -738,6 +738,31 @@ pub fn differences(expected: &[Outcome], got: &[Outcome], left: &str, right: &st
         .collect()
 }
 
+/// Environment variables for a command.
+pub type Env = Vec<(String, String)>;
+
+/// Runs etcdctl `bin` with `args` and exactly `env` of the `ETCDCTL_*` variables (besides
+/// `ETCDCTL_API=3`), bounded by 60 s: its outcome, stderr without Go's log lines.
+pub fn outcome(bin: &Path, env: &[(String, String)], args: &[&str]) -> Outcome {
+    let mut c = Command::new("timeout");
+    c.arg("60").arg(bin).args(args).env("ETCDCTL_API", "3");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ETCDCTL_") && k != "ETCDCTL_API" {
+            c.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.stdin(Stdio::null()).output().expect("run etcdctl");
+    (
+        format!("etcdctl {}", args.join(" ")),
+        o.status.code().unwrap_or(-1),
+        out(&o),
+        err_lines(&o),
+    )
+}
+
 /// One scripted etcdctl command: its arguments and optional standard input.
 pub type Step = (&'static [&'static str], Option<&'static str>);
 

@@ -5,8 +5,7 @@
 //! same, failures included; etcd-bench, etcd-backup and make-mirror's `--dest-*` flags use the
 //! same TLS setup.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use retcd_tests::pki::Pki;
@@ -47,7 +46,7 @@ fn tls_etcd(pki: &Pki) -> Member {
     m.launch_nowait();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let o = ctl(
+        let o = outcome(
             &our_etcdctl(),
             &tls_env(pki),
             &["--endpoints", &url, "put", "ready", "1"],
@@ -65,37 +64,12 @@ fn tls_etcd(pki: &Pki) -> Member {
     m
 }
 
-/// Environment variables for a command.
-type Env = Vec<(String, String)>;
-
 fn tls_env(pki: &Pki) -> Env {
     vec![
         ("ETCDCTL_CACERT".into(), pki.file("ca.pem")),
         ("ETCDCTL_CERT".into(), pki.file("client.pem")),
         ("ETCDCTL_KEY".into(), pki.file("client.key")),
     ]
-}
-
-/// Runs etcdctl `bin` with `env` and `args`: (command, exit code, stdout, stderr without
-/// Go's log lines).
-fn ctl(bin: &Path, env: &[(String, String)], args: &[&str]) -> Outcome {
-    let mut c = Command::new("timeout");
-    c.arg("60").arg(bin).args(args).env("ETCDCTL_API", "3");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ETCDCTL_") && k != "ETCDCTL_API" {
-            c.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let o = c.stdin(Stdio::null()).output().expect("run etcdctl");
-    (
-        format!("etcdctl {}", args.join(" ")),
-        o.status.code().unwrap_or(-1),
-        out(&o),
-        err_lines(&o),
-    )
 }
 
 #[test]
@@ -199,8 +173,8 @@ fn etcdctl_over_tls_prints_what_etcdctl_prints() {
     let (mut want, mut got) = (Vec::new(), Vec::new());
     for (env, args) in &cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        want.push(ctl(&real_etcdctl(), env, &a));
-        got.push(ctl(&our_etcdctl(), env, &a));
+        want.push(outcome(&real_etcdctl(), env, &a));
+        got.push(outcome(&our_etcdctl(), env, &a));
     }
     let diffs = differences(&want, &got, "etcdctl 3.4.23", "ours");
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
@@ -286,7 +260,7 @@ fn bench_backup_and_make_mirror_reach_a_tls_member() {
     );
     let env = tls_env(&pki);
     let dest_get = || {
-        ctl(
+        outcome(
             &our_etcdctl(),
             &env,
             &["--endpoints", &https, "get", "/m/a", "--print-value-only"],

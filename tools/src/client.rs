@@ -46,6 +46,17 @@ impl Failure {
     }
 }
 
+/// A failed file operation as Go's `os` package words it (`open x.pem: no such file or
+/// directory`).
+pub fn go_path_error(op: &str, path: &str, e: &std::io::Error) -> String {
+    let why = match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    };
+    format!("{op} {path}: {why}")
+}
+
 /// How clientv3 shows a gRPC error: etcd's own errors by their message, others in gRPC's form.
 pub fn status_message(s: &tonic::Status) -> String {
     match s.code() {
@@ -316,9 +327,11 @@ impl Conn {
 
     /// Opens a Watch stream (no deadline: watches live as long as the command), with `first`
     /// as its first create request; further requests go in through the returned sender.
+    /// The first request is required: etcd's gRPC server sends the stream's response headers
+    /// only once a request arrived, and opening waits for them.
     pub async fn watch(
         &self,
-        first: Option<crate::etcdserverpb::WatchCreateRequest>,
+        first: crate::etcdserverpb::WatchCreateRequest,
         capacity: usize,
     ) -> Result<
         (
@@ -329,13 +342,11 @@ impl Conn {
     > {
         use crate::etcdserverpb::{watch_request::RequestUnion, WatchRequest};
         let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
-        if let Some(c) = first {
-            let _ = tx
-                .send(WatchRequest {
-                    request_union: Some(RequestUnion::CreateRequest(c)),
-                })
-                .await;
-        }
+        let _ = tx
+            .send(WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(first)),
+            })
+            .await;
         let stream = crate::etcdserverpb::watch_client::WatchClient::new(self.channel.clone())
             .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await?

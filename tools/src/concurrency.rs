@@ -177,7 +177,7 @@ async fn watch(
         start_revision: rev,
         ..Default::default()
     };
-    Ok(conn.watch(Some(create), 1).await?)
+    Ok(conn.watch(create, 1).await?)
 }
 
 fn watch_failure(r: &WatchResponse) -> Option<Failure> {

@@ -1,4 +1,4 @@
-//! Every output format of etcdctl in one place: simple, json, fields (and protobuf later).
+//! Every output format of etcdctl in one place: simple, json, fields, table, protobuf.
 //! JSON is what Go's encoding/json makes of etcd's gogoproto structs: fields in declaration
 //! order, zero values omitted, bytes as base64, 64-bit numbers unquoted.
 
@@ -108,7 +108,116 @@ pub fn header_json(h: &Option<ResponseHeader>) -> Option<String> {
 /// A response that is only a header, in JSON, with the line end etcdctl prints.
 /// Names as quoted JSON strings, for [`Obj::list`].
 pub fn quoted(v: &[String]) -> Vec<String> {
-    v.iter().map(|s| format!("{s:?}")).collect()
+    v.iter().map(|s| go_json(s)).collect()
+}
+
+/// A string as Go's encoding/json writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped as
+/// `\u00XX`, control characters other than `\n \r \t` as `\u00XX`.
+pub fn go_json(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One response as etcdctl's printers show it. `simple` always exists; a format left out has
+/// no printer for this command in etcdctl, which says "<format> not supported as output
+/// format" (exit 4) — after the request was made, as here.
+#[derive(Default)]
+pub struct Shown {
+    simple: String,
+    json: Option<String>,
+    fields: Option<String>,
+    table: Option<String>,
+    protobuf: Option<Vec<u8>>,
+}
+
+impl Shown {
+    pub fn simple(simple: impl Into<String>) -> Shown {
+        Shown {
+            simple: simple.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A gRPC response printed whole by etcdctl's JSON and protobuf printers.
+    pub fn rpc(simple: impl Into<String>, json: String, msg: &impl prost::Message) -> Shown {
+        Shown {
+            simple: simple.into(),
+            json: Some(json),
+            protobuf: Some(msg.encode_to_vec()),
+            ..Default::default()
+        }
+    }
+
+    /// A response that is only a header (the auth changes): JSON, protobuf and fields show
+    /// the header.
+    pub fn header_only(
+        simple: impl Into<String>,
+        h: &Option<ResponseHeader>,
+        msg: &impl prost::Message,
+    ) -> Shown {
+        let mut fields = String::new();
+        fields_header(&mut fields, h);
+        Shown::rpc(simple, header_only_json(h), msg).fields(fields)
+    }
+
+    pub fn json(mut self, json: String) -> Shown {
+        self.json = Some(json);
+        self
+    }
+
+    pub fn fields(mut self, fields: String) -> Shown {
+        self.fields = Some(fields);
+        self
+    }
+
+    pub fn table(mut self, table: String) -> Shown {
+        self.table = Some(table);
+        self
+    }
+
+    pub fn protobuf(mut self, bytes: Vec<u8>) -> Shown {
+        self.protobuf = Some(bytes);
+        self
+    }
+
+    /// The text to print in `format` (protobuf goes straight to stdout: it is not text).
+    pub fn pick(self, format: Format) -> Result<String, crate::client::Failure> {
+        let chosen = match format {
+            Format::Simple => Some(self.simple),
+            Format::Json => self.json,
+            Format::Fields => self.fields,
+            Format::Table => self.table,
+            Format::Protobuf => {
+                return match self.protobuf {
+                    Some(b) => {
+                        use std::io::Write;
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(&b);
+                        let _ = out.flush();
+                        Ok(String::new())
+                    }
+                    None => Err(format.unsupported()),
+                }
+            }
+        };
+        chosen.ok_or_else(|| format.unsupported())
+    }
 }
 
 pub fn header_only_json(h: &Option<ResponseHeader>) -> String {

@@ -33,14 +33,8 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// A file's bytes, failing as Go's `os.Open` reports it.
 fn read(path: &str) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| {
-        let why = match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => e.to_string(),
-        };
-        Failure::bad_args(format!("open {path}: {why}"))
-    })
+    std::fs::read(path)
+        .map_err(|e| Failure::bad_args(crate::client::go_path_error("open", path, &e)))
 }
 
 fn certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, Failure> {

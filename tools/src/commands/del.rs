@@ -31,7 +31,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     let req = build_request(f)?;
     let conn = Conn::open(f).await?;
     let resp = conn.kv().delete_range(conn.req(req)).await?.into_inner();
-    Ok(print(&resp, f, format))
+    print(&resp, f, format)
 }
 
 /// Prints a DeleteRange response as `del` does.
@@ -39,7 +39,7 @@ pub fn print(
     resp: &crate::etcdserverpb::DeleteRangeResponse,
     f: &Parsed,
     format: Format,
-) -> String {
+) -> Result<String, Failure> {
     let mut out = String::new();
     match format {
         Format::Json => {
@@ -53,7 +53,8 @@ pub fn print(
                 printer::fields_kv_prefixed(&mut out, "Prev", kv);
             }
         }
-        Format::Protobuf => return printer::protobuf(resp),
+        Format::Protobuf => return Ok(printer::protobuf(resp)),
+        Format::Table => return Err(format.unsupported()),
         _ => {
             out.push_str(&format!("{}\n", resp.deleted));
             for kv in &resp.prev_kvs {
@@ -61,5 +62,5 @@ pub fn print(
             }
         }
     }
-    out
+    Ok(out)
 }

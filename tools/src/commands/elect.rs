@@ -28,7 +28,15 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     let session = Session::new(&conn, SESSION_TTL).await?;
     let name = &f.args[0];
     if listen {
-        let show = |r| super::print_now(&super::get::print(&r, f, format));
+        if format == Format::Table {
+            // etcdctl fails so at the first leader it observes.
+            return Err(format.unsupported());
+        }
+        let show = |r| {
+            if let Ok(s) = super::get::print(&r, f, format) {
+                super::print_now(&s)
+            }
+        };
         return tokio::select! {
             r = concurrency::observe(&conn, name, show) => match r {
                 Ok(()) => Err(Failure::error("elect: observer lost")),
@@ -45,7 +53,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
         }
     };
     let k = concurrency::get(&conn, &lead.key).await?;
-    super::print_now(&super::get::print(&k, f, format));
+    super::print_now(&super::get::print(&k, f, format)?);
     tokio::select! {
         _ = super::interrupted() => {
             concurrency::resign(&conn, &lead).await?;

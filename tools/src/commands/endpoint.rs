@@ -34,7 +34,7 @@ fn status_json(ep: &str, s: &StatusResponse) -> String {
         .raw("header", header_json(&s.header))
         .raw(
             "version",
-            (!s.version.is_empty()).then(|| format!("{:?}", s.version)),
+            (!s.version.is_empty()).then(|| printer::go_json(&s.version)),
         )
         .num("dbSize", s.db_size)
         .num("leader", s.leader)
@@ -43,18 +43,21 @@ fn status_json(ep: &str, s: &StatusResponse) -> String {
         .num("raftAppliedIndex", s.raft_applied_index)
         .list(
             "errors",
-            s.errors.iter().map(|e| format!("{e:?}")).collect(),
+            s.errors.iter().map(|e| printer::go_json(e)).collect(),
         )
         .num("dbSizeInUse", s.db_size_in_use)
         .boolean("isLearner", s.is_learner)
         .done();
-    format!("{{\"Endpoint\":{ep:?},\"Status\":{status}}}")
+    format!(
+        "{{\"Endpoint\":{},\"Status\":{status}}}",
+        printer::go_json(ep)
+    )
 }
 
 pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
     match sub {
         "status" => status(f, format).await,
-        "health" => health(f).await,
+        "health" => health(f, format).await,
         "hashkv" => hashkv(f, format).await,
         other => Err(Failure::bad_args(format!(
             "endpoint {other} is not supported yet by retcd's etcdctl"
@@ -96,7 +99,7 @@ async fn hashkv(f: &Parsed, format: Format) -> Result<String, Failure> {
                         .num("hash", r.hash)
                         .num("compact_revision", r.compact_revision)
                         .done();
-                    format!("{{\"Endpoint\":{ep:?},\"HashKV\":{h}}}")
+                    format!("{{\"Endpoint\":{},\"HashKV\":{h}}}", printer::go_json(ep))
                 })
                 .collect();
             format!("[{}]\n", items.join(","))
@@ -117,7 +120,11 @@ async fn hashkv(f: &Parsed, format: Format) -> Result<String, Failure> {
             .map(|(ep, r)| {
                 let mut out = String::new();
                 printer::fields_header(&mut out, &r.header);
-                out.push_str(&format!("\"Endpoint\" : {ep:?}\n\"Hash\" : {}\n\n", r.hash));
+                out.push_str(&format!(
+                    "\"Endpoint\" : {}\n\"Hash\" : {}\n\n",
+                    printer::go_quote(ep.as_bytes()),
+                    r.hash
+                ));
                 out
             })
             .collect(),
@@ -155,6 +162,7 @@ async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
     }
     let member_id = |s: &StatusResponse| s.header.as_ref().map(|h| h.member_id).unwrap_or(0);
     Ok(match format {
+        Format::Protobuf => return Err(format.unsupported()),
         Format::Json => {
             let items: Vec<String> = rows.iter().map(|(ep, s)| status_json(ep, s)).collect();
             format!("[{}]\n", items.join(","))
@@ -164,7 +172,10 @@ async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
             .map(|(ep, s)| {
                 let mut out = String::new();
                 printer::fields_header(&mut out, &s.header);
-                out.push_str(&format!("\"Version\" : {:?}\n", s.version));
+                out.push_str(&format!(
+                    "\"Version\" : {}\n",
+                    printer::go_quote(s.version.as_bytes())
+                ));
                 out.push_str(&format!("\"DBSize\" : {}\n", s.db_size));
                 out.push_str(&format!("\"Leader\" : {}\n", s.leader));
                 out.push_str(&format!("\"IsLearner\" : {}\n", s.is_learner));
@@ -175,7 +186,10 @@ async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
                     s.raft_applied_index
                 ));
                 out.push_str(&format!("\"Errors\" : [{}]\n", s.errors.join(" ")));
-                out.push_str(&format!("\"Endpoint\" : {ep:?}\n\n"));
+                out.push_str(&format!(
+                    "\"Endpoint\" : {}\n\n",
+                    printer::go_quote(ep.as_bytes())
+                ));
                 out
             })
             .collect(),
@@ -213,7 +227,7 @@ async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
                 &cells,
             )
         }
-        _ => rows
+        Format::Simple => rows
             .iter()
             .map(|(ep, s)| {
                 format!(
@@ -252,36 +266,120 @@ fn trim(s: String) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// etcdctl prints health results on standard error.
-async fn health(f: &Parsed) -> Result<String, Failure> {
-    let mut healthy = true;
+/// One endpoint's health, as etcdctl's `epHealth`.
+struct Health {
+    ep: String,
+    healthy: bool,
+    took: String,
+    error: String,
+}
+
+/// `endpoint health`: a linearizable read of key "health" on each endpoint. The simple format
+/// goes to standard error, as etcdctl prints it.
+async fn health(f: &Parsed, format: Format) -> Result<String, Failure> {
+    let mut list = Vec::new();
     for ep in endpoints(f).await? {
-        let started = Instant::now();
-        let res = match conn_to(f, &ep).await {
-            Ok(conn) => KvClient::new(conn.channel.clone())
-                .range(conn.req(RangeRequest {
-                    key: b"health".to_vec(),
-                    ..Default::default()
-                }))
-                .await
-                .map(|_| ())
-                .map_err(|s| format!("rpc error: code = {:?} desc = {}", s.code(), s.message())),
-            Err(e) => Err(e.message),
-        };
-        match res {
-            Ok(()) => eprintln!(
-                "{ep} is healthy: successfully committed proposal: took = {}",
-                go_duration(started.elapsed())
-            ),
+        let conn = match conn_to(f, &ep).await {
+            Ok(conn) => conn,
             Err(e) => {
-                healthy = false;
-                eprintln!("{ep} is unhealthy: failed to commit proposal: {e}");
+                list.push(Health {
+                    ep,
+                    healthy: false,
+                    took: String::new(),
+                    error: e.message,
+                });
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let res = KvClient::new(conn.channel.clone())
+            .range(conn.req(RangeRequest {
+                key: b"health".to_vec(),
+                ..Default::default()
+            }))
+            .await;
+        let took = go_duration(started.elapsed());
+        // Permission denied still means the read went through consensus.
+        let error = match res {
+            Ok(_) => String::new(),
+            Err(s) if s.message() == "etcdserver: permission denied" => String::new(),
+            Err(s) => status_message(&s),
+        };
+        list.push(Health {
+            ep,
+            healthy: error.is_empty(),
+            took,
+            error,
+        });
+    }
+    let simple = || {
+        for h in &list {
+            if h.healthy {
+                eprintln!(
+                    "{} is healthy: successfully committed proposal: took = {}",
+                    h.ep, h.took
+                );
+            } else {
+                eprintln!(
+                    "{} is unhealthy: failed to commit proposal: {}",
+                    h.ep, h.error
+                );
             }
         }
-    }
-    if healthy {
-        Ok(String::new())
+        String::new()
+    };
+    let out = match format {
+        Format::Simple => simple(),
+        Format::Json => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|h| {
+                    let mut o = format!(
+                        "{{\"endpoint\":{},\"health\":{},\"took\":{}",
+                        printer::go_json(&h.ep),
+                        h.healthy,
+                        printer::go_json(&h.took)
+                    );
+                    if !h.error.is_empty() {
+                        o.push_str(&format!(",\"error\":{}", printer::go_json(&h.error)));
+                    }
+                    o + "}"
+                })
+                .collect();
+            format!("[{}]\n", items.join(","))
+        }
+        Format::Fields => list
+            .iter()
+            .map(|h| {
+                format!(
+                    "\"Endpoint\" : {}\n\"Health\" : {}\n\"Took\" : {}\n\"Error\" : {}\n\n",
+                    printer::go_quote(h.ep.as_bytes()),
+                    h.healthy,
+                    h.took,
+                    h.error
+                )
+            })
+            .collect(),
+        Format::Table => printer::table(
+            &["ENDPOINT", "HEALTH", "TOOK", "ERROR"],
+            &list
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.ep.clone(),
+                        h.healthy.to_string(),
+                        h.took.clone(),
+                        h.error.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Format::Protobuf => return Err(format.unsupported()),
+    };
+    if list.iter().all(|h| h.healthy) {
+        Ok(out)
     } else {
+        super::print_now(&out);
         Err(Failure::error("unhealthy cluster"))
     }
 }

@@ -90,11 +90,15 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     let req = build_request(f)?;
     let conn = Conn::open(f).await?;
     let resp = conn.kv().range(conn.req(req)).await?.into_inner();
-    Ok(print(&resp, f, format))
+    print(&resp, f, format)
 }
 
 /// Prints a Range response as `get` does.
-pub fn print(resp: &crate::etcdserverpb::RangeResponse, f: &Parsed, format: Format) -> String {
+pub fn print(
+    resp: &crate::etcdserverpb::RangeResponse,
+    f: &Parsed,
+    format: Format,
+) -> Result<String, Failure> {
     let mut out = String::new();
     match format {
         Format::Json => {
@@ -109,12 +113,13 @@ pub fn print(resp: &crate::etcdserverpb::RangeResponse, f: &Parsed, format: Form
             out.push_str(&format!("\"More\" : {}\n", resp.more));
             out.push_str(&format!("\"Count\" : {}\n", resp.count));
         }
-        Format::Protobuf => return printer::protobuf(resp),
+        Format::Protobuf => return Ok(printer::protobuf(resp)),
+        Format::Table => return Err(format.unsupported()),
         _ => {
             for kv in &resp.kvs {
                 printer::simple_kv(&mut out, kv, f.bool("hex"), f.bool("print-value-only"));
             }
         }
     }
-    out
+    Ok(out)
 }

@@ -9,7 +9,7 @@ use crate::etcdserverpb::{
     LeaseTimeToLiveRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
-use crate::printer::Format;
+use crate::printer::{Format, Shown};
 
 pub const FLAGS: &[Spec] = &[
     flag("keys", Kind::Bool, "false"),
@@ -57,28 +57,32 @@ fn flat_header(h: &Option<crate::etcdserverpb::ResponseHeader>) -> String {
     )
 }
 
-/// The ID/TTL pair of grant and keep-alive answers, as etcdctl prints it in `format`.
+/// clientv3's lease answers embed the response header: etcdctl's protobuf printer marshals
+/// through the embedded header's method, so `-w protobuf` prints the header alone.
+fn header_pb(h: &Option<crate::etcdserverpb::ResponseHeader>) -> Vec<u8> {
+    prost::Message::encode_to_vec(&h.unwrap_or_default())
+}
+
+/// The ID/TTL pair of grant and keep-alive answers in every format etcdctl has for them.
 fn id_ttl(
+    simple: String,
     h: &Option<crate::etcdserverpb::ResponseHeader>,
     id: i64,
     ttl: i64,
-    format: Format,
     error_field: bool,
-) -> Option<String> {
-    match format {
-        Format::Json => Some(format!(
-            "{{{},\"ID\":{id},\"TTL\":{ttl}{}}}\n",
-            flat_header(h),
-            if error_field { ",\"Error\":\"\"" } else { "" }
-        )),
-        Format::Fields => {
-            let mut out = String::new();
-            crate::printer::fields_header(&mut out, h);
-            out.push_str(&format!("\"ID\" : {id}\n\"TTL\" : {ttl}\n"));
-            Some(out)
-        }
-        _ => None,
-    }
+) -> Shown {
+    let json = format!(
+        "{{{},\"ID\":{id},\"TTL\":{ttl}{}}}\n",
+        flat_header(h),
+        if error_field { ",\"Error\":\"\"" } else { "" }
+    );
+    let mut fields = String::new();
+    crate::printer::fields_header(&mut fields, h);
+    fields.push_str(&format!("\"ID\" : {id}\n\"TTL\" : {ttl}\n"));
+    Shown::simple(simple)
+        .json(json)
+        .fields(fields)
+        .protobuf(header_pb(h))
 }
 
 async fn grant(f: &Parsed, format: Format) -> Result<String, Failure> {
@@ -97,13 +101,8 @@ async fn grant(f: &Parsed, format: Format) -> Result<String, Failure> {
         .await
         .map_err(|s| Failure::error(format!("failed to grant lease ({})", status_message(&s))))?
         .into_inner();
-    if let Some(out) = id_ttl(&r.header, r.id, r.ttl, format, true) {
-        return Ok(out);
-    }
-    Ok(format!(
-        "lease {:016x} granted with TTL({}s)\n",
-        r.id, r.ttl
-    ))
+    let simple = format!("lease {:016x} granted with TTL({}s)\n", r.id, r.ttl);
+    id_ttl(simple, &r.header, r.id, r.ttl, true).pick(format)
 }
 
 async fn revoke(f: &Parsed, format: Format) -> Result<String, Failure> {
@@ -114,15 +113,18 @@ async fn revoke(f: &Parsed, format: Format) -> Result<String, Failure> {
         .await
         .map_err(|s| Failure::error(format!("failed to revoke lease ({})", status_message(&s))))?
         .into_inner();
-    match format {
-        Format::Json => Ok(crate::printer::header_only_json(&r.header)),
-        Format::Fields => {
-            let mut out = String::new();
-            crate::printer::fields_header(&mut out, &r.header);
-            Ok(out)
-        }
-        _ => Ok(format!("lease {id:016x} revoked\n")),
+    if format == Format::Protobuf {
+        // clientv3.LeaseRevokeResponse has no Marshal method of its own.
+        return Err(Failure::bad_feature(
+            "marshal unsupported for type clientv3.LeaseRevokeResponse",
+        ));
     }
+    let mut fields = String::new();
+    crate::printer::fields_header(&mut fields, &r.header);
+    Shown::simple(format!("lease {id:016x} revoked\n"))
+        .json(crate::printer::header_only_json(&r.header))
+        .fields(fields)
+        .pick(format)
 }
 
 async fn time_to_live(f: &Parsed, format: Format) -> Result<String, Failure> {
@@ -139,59 +141,60 @@ async fn time_to_live(f: &Parsed, format: Format) -> Result<String, Failure> {
             code: EXIT_BAD_CONNECTION,
         })?
         .into_inner();
-    if format == Format::Json {
-        // clientv3's response embeds the header, so its fields come first and flat.
-        let h = r.header.unwrap_or_default();
-        let keys = if r.keys.is_empty() {
-            "null".to_string()
-        } else {
-            use base64::Engine;
-            let ks: Vec<String> = r
-                .keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "\"{}\"",
-                        base64::engine::general_purpose::STANDARD.encode(k)
-                    )
-                })
-                .collect();
-            format!("[{}]", ks.join(","))
-        };
-        return Ok(format!(
-            "{{\"cluster_id\":{},\"member_id\":{},\"revision\":{},\"raft_term\":{},\"id\":{},\"ttl\":{},\"granted-ttl\":{},\"keys\":{}}}\n",
-            h.cluster_id, h.member_id, h.revision, h.raft_term, r.id, r.ttl, r.granted_ttl, keys
-        ));
-    }
-    if format == Format::Fields {
-        let mut out = String::new();
-        crate::printer::fields_header(&mut out, &r.header);
-        out.push_str(&format!(
-            "\"ID\" : {}\n\"TTL\" : {}\n\"GrantedTTL\" : {}\n",
-            r.id, r.ttl, r.granted_ttl
-        ));
-        for k in &r.keys {
-            out.push_str(&format!("\"Key\" : {}\n", crate::printer::go_quote(k)));
-        }
-        return Ok(out);
-    }
-    if r.ttl == -1 {
-        return Ok(format!("lease {id:016x} already expired\n"));
-    }
-    let mut out = format!(
-        "lease {id:016x} granted with TTL({}s), remaining({}s)",
-        r.granted_ttl, r.ttl
-    );
-    if f.bool("keys") {
+    // clientv3's response embeds the header, so its fields come first and flat.
+    let h = r.header.unwrap_or_default();
+    let keys = if r.keys.is_empty() {
+        "null".to_string()
+    } else {
+        use base64::Engine;
         let ks: Vec<String> = r
             .keys
             .iter()
-            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .map(|k| {
+                format!(
+                    "\"{}\"",
+                    base64::engine::general_purpose::STANDARD.encode(k)
+                )
+            })
             .collect();
-        out.push_str(&format!(", attached keys([{}])", ks.join(" ")));
+        format!("[{}]", ks.join(","))
+    };
+    let json = format!(
+        "{{\"cluster_id\":{},\"member_id\":{},\"revision\":{},\"raft_term\":{},\"id\":{},\"ttl\":{},\"granted-ttl\":{},\"keys\":{}}}\n",
+        h.cluster_id, h.member_id, h.revision, h.raft_term, r.id, r.ttl, r.granted_ttl, keys
+    );
+    let mut fields = String::new();
+    crate::printer::fields_header(&mut fields, &r.header);
+    fields.push_str(&format!(
+        "\"ID\" : {}\n\"TTL\" : {}\n\"GrantedTTL\" : {}\n",
+        r.id, r.ttl, r.granted_ttl
+    ));
+    for k in &r.keys {
+        fields.push_str(&format!("\"Key\" : {}\n", crate::printer::go_quote(k)));
     }
-    out.push('\n');
-    Ok(out)
+    let simple = if r.ttl == -1 {
+        format!("lease {id:016x} already expired\n")
+    } else {
+        let mut out = format!(
+            "lease {id:016x} granted with TTL({}s), remaining({}s)",
+            r.granted_ttl, r.ttl
+        );
+        if f.bool("keys") {
+            let ks: Vec<String> = r
+                .keys
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect();
+            out.push_str(&format!(", attached keys([{}])", ks.join(" ")));
+        }
+        out.push('\n');
+        out
+    };
+    Shown::simple(simple)
+        .json(json)
+        .fields(fields)
+        .protobuf(header_pb(&r.header))
+        .pick(format)
 }
 
 async fn list(f: &Parsed, format: Format) -> Result<String, Failure> {
@@ -201,34 +204,30 @@ async fn list(f: &Parsed, format: Format) -> Result<String, Failure> {
         .await
         .map_err(|s| Failure::error(format!("failed to list leases ({})", status_message(&s))))?
         .into_inner();
-    match format {
-        Format::Json => {
-            let ls: Vec<String> = r
-                .leases
-                .iter()
-                .map(|l| format!("{{\"id\":{}}}", l.id))
-                .collect();
-            return Ok(format!(
-                "{{{},\"leases\":[{}]}}\n",
-                flat_header(&r.header),
-                ls.join(",")
-            ));
-        }
-        Format::Fields => {
-            let mut out = String::new();
-            crate::printer::fields_header(&mut out, &r.header);
-            for l in &r.leases {
-                out.push_str(&format!("\"ID\" : {}\n", l.id));
-            }
-            return Ok(out);
-        }
-        _ => {}
+    let ls: Vec<String> = r
+        .leases
+        .iter()
+        .map(|l| format!("{{\"id\":{}}}", l.id))
+        .collect();
+    let json = format!(
+        "{{{},\"leases\":[{}]}}\n",
+        flat_header(&r.header),
+        ls.join(",")
+    );
+    let mut fields = String::new();
+    crate::printer::fields_header(&mut fields, &r.header);
+    for l in &r.leases {
+        fields.push_str(&format!("\"ID\" : {}\n", l.id));
     }
-    let mut out = format!("found {} leases\n", r.leases.len());
-    for l in r.leases {
-        out.push_str(&format!("{:016x}\n", l.id));
+    let mut simple = format!("found {} leases\n", r.leases.len());
+    for l in &r.leases {
+        simple.push_str(&format!("{:016x}\n", l.id));
     }
-    Ok(out)
+    Shown::simple(simple)
+        .json(json)
+        .fields(fields)
+        .protobuf(header_pb(&r.header))
+        .pick(format)
 }
 
 async fn keep_alive(f: &Parsed, format: Format) -> Result<String, Failure> {
@@ -263,8 +262,8 @@ async fn keep_alive(f: &Parsed, format: Format) -> Result<String, Failure> {
             out.push_str(&format!("lease {id:016x} expired or revoked.\n"));
             return Ok(out);
         }
-        let line = id_ttl(&r.header, r.id, r.ttl, format, false)
-            .unwrap_or_else(|| format!("lease {id:016x} keepalived with TTL({})\n", r.ttl));
+        let simple = format!("lease {id:016x} keepalived with TTL({})\n", r.ttl);
+        let line = id_ttl(simple, &r.header, r.id, r.ttl, false).pick(format)?;
         if f.bool("once") {
             return Ok(line);
         }

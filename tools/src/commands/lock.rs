@@ -38,7 +38,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     if k.kvs.is_empty() {
         return Err(Failure::error("lock lost on init"));
     }
-    super::print_now(&super::get::print(&k, f, format));
+    super::print_now(&super::get::print(&k, f, format)?);
     tokio::select! {
         _ = super::interrupted() => {
             concurrency::delete(&conn, &held.key).await?;

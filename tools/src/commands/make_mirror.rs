@@ -348,7 +348,7 @@ impl Mirror<'_> {
             start_revision: self.rev + 1,
             ..Default::default()
         };
-        let (_tx, mut stream) = src.watch(Some(create), 1).await?;
+        let (_tx, mut stream) = src.watch(create, 1).await?;
         while let Some(item) = stream.next().await {
             let r = item?;
             if r.compact_revision != 0 {

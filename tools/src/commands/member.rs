@@ -7,7 +7,7 @@ use crate::etcdserverpb::{
     MemberUpdateRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
-use crate::printer::{self, header_json, Format, Obj};
+use crate::printer::{self, header_json, Format, Obj, Shown};
 
 pub const FLAGS: &[Spec] = &[
     flag("peer-urls", Kind::Value, ""),
@@ -43,7 +43,45 @@ fn cluster_hex(h: &Option<crate::etcdserverpb::ResponseHeader>) -> String {
     format!("{:16x}", h.map(|h| h.cluster_id).unwrap_or(0))
 }
 
-async fn change(sub: &str, f: &Parsed) -> Result<String, Failure> {
+/// A member as Go's encoding/json writes etcdserverpb.Member.
+fn member_json(m: &Member) -> String {
+    Obj::default()
+        .num("ID", m.id)
+        .raw(
+            "name",
+            (!m.name.is_empty()).then(|| printer::go_json(&m.name)),
+        )
+        .list(
+            "peerURLs",
+            m.peer_ur_ls.iter().map(|u| printer::go_json(u)).collect(),
+        )
+        .list(
+            "clientURLs",
+            m.client_ur_ls.iter().map(|u| printer::go_json(u)).collect(),
+        )
+        .boolean("isLearner", m.is_learner)
+        .done()
+}
+
+/// A membership change's answer: the header and the members after it (etcdctl has json and
+/// protobuf printers for these, no fields or table).
+fn changed(
+    simple: String,
+    header: &Option<crate::etcdserverpb::ResponseHeader>,
+    added: Option<&Member>,
+    members: &[Member],
+    msg: &impl prost::Message,
+) -> Shown {
+    let json = Obj::default()
+        .raw("header", header_json(header))
+        .raw("member", added.map(member_json))
+        .list("members", members.iter().map(member_json).collect())
+        .done()
+        + "\n";
+    Shown::rpc(simple, json, msg)
+}
+
+async fn change(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
     let conn = Conn::open(f).await?;
     let mut c = ClusterClient::new(conn.channel.clone());
     match sub {
@@ -69,12 +107,14 @@ async fn change(sub: &str, f: &Parsed) -> Result<String, Failure> {
                     conf.push(format!("{n}={u}"));
                 }
             }
-            Ok(format!(
-                "Member {new_id:16x} added to cluster {}\n\nETCD_NAME={name:?}\nETCD_INITIAL_CLUSTER={:?}\nETCD_INITIAL_ADVERTISE_PEER_URLS={:?}\nETCD_INITIAL_CLUSTER_STATE=\"existing\"\n",
+            let simple = format!(
+                "Member {new_id:16x} added to cluster {}\n\nETCD_NAME={}\nETCD_INITIAL_CLUSTER={}\nETCD_INITIAL_ADVERTISE_PEER_URLS={}\nETCD_INITIAL_CLUSTER_STATE=\"existing\"\n",
                 cluster_hex(&r.header),
-                conf.join(","),
-                urls.join(",")
-            ))
+                printer::go_quote(name.as_bytes()),
+                printer::go_quote(conf.join(",").as_bytes()),
+                printer::go_quote(urls.join(",").as_bytes())
+            );
+            changed(simple, &r.header, r.member.as_ref(), &r.members, &r).pick(format)
         }
         "remove" => {
             let id = member_id(f)?;
@@ -82,10 +122,11 @@ async fn change(sub: &str, f: &Parsed) -> Result<String, Failure> {
                 .member_remove(conn.req(MemberRemoveRequest { id }))
                 .await?
                 .into_inner();
-            Ok(format!(
+            let simple = format!(
                 "Member {id:16x} removed from cluster {}\n",
                 cluster_hex(&r.header)
-            ))
+            );
+            changed(simple, &r.header, None, &r.members, &r).pick(format)
         }
         "update" => {
             let id = member_id(f)?;
@@ -97,10 +138,11 @@ async fn change(sub: &str, f: &Parsed) -> Result<String, Failure> {
                 }))
                 .await?
                 .into_inner();
-            Ok(format!(
+            let simple = format!(
                 "Member {id:16x} updated in cluster {}\n",
                 cluster_hex(&r.header)
-            ))
+            );
+            changed(simple, &r.header, None, &r.members, &r).pick(format)
         }
         "promote" => {
             let id = member_id(f)?;
@@ -108,10 +150,11 @@ async fn change(sub: &str, f: &Parsed) -> Result<String, Failure> {
                 .member_promote(conn.req(MemberPromoteRequest { id }))
                 .await?
                 .into_inner();
-            Ok(format!(
+            let simple = format!(
                 "Member {id:16x} promoted in cluster {}\n",
                 cluster_hex(&r.header)
-            ))
+            );
+            changed(simple, &r.header, None, &r.members, &r).pick(format)
         }
         other => Err(Failure::bad_args(format!(
             "unknown member subcommand {other}"
@@ -141,7 +184,7 @@ fn status(m: &Member) -> &'static str {
 
 pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
     if sub != "list" {
-        return change(sub, f).await;
+        return change(sub, f, format).await;
     }
     let conn = Conn::open(f).await?;
     let (header, ms) = members(&conn).await?;
@@ -155,27 +198,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
             ))
         }
         Format::Json => {
-            let members = ms
-                .iter()
-                .map(|m| {
-                    Obj::default()
-                        .num("ID", m.id)
-                        .raw(
-                            "name",
-                            (!m.name.is_empty()).then(|| format!("{:?}", m.name)),
-                        )
-                        .list(
-                            "peerURLs",
-                            m.peer_ur_ls.iter().map(|u| format!("{u:?}")).collect(),
-                        )
-                        .list(
-                            "clientURLs",
-                            m.client_ur_ls.iter().map(|u| format!("{u:?}")).collect(),
-                        )
-                        .boolean("isLearner", m.is_learner)
-                        .done()
-                })
-                .collect();
+            let members = ms.iter().map(member_json).collect();
             Obj::default()
                 .raw("header", header_json(&header))
                 .list("members", members)
@@ -187,12 +210,21 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
             printer::fields_header(&mut out, &header);
             for m in &ms {
                 out.push_str(&format!("\"ID\" : {}\n", m.id));
-                out.push_str(&format!("\"Name\" : {:?}\n", m.name));
+                out.push_str(&format!(
+                    "\"Name\" : {}\n",
+                    printer::go_quote(m.name.as_bytes())
+                ));
                 for u in &m.peer_ur_ls {
-                    out.push_str(&format!("\"PeerURL\" : {u:?}\n"));
+                    out.push_str(&format!(
+                        "\"PeerURL\" : {}\n",
+                        printer::go_quote(u.as_bytes())
+                    ));
                 }
                 for u in &m.client_ur_ls {
-                    out.push_str(&format!("\"ClientURL\" : {u:?}\n"));
+                    out.push_str(&format!(
+                        "\"ClientURL\" : {}\n",
+                        printer::go_quote(u.as_bytes())
+                    ));
                 }
                 out.push_str(&format!("\"IsLearner\" : {}\n\n", m.is_learner));
             }

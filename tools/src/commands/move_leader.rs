@@ -46,6 +46,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             "Leadership transferred from {leader_id:x} to {target:x}\n"
         )),
         Format::Json => Ok(header_only_json(&r.header)),
+        Format::Protobuf => Ok(crate::printer::protobuf(&r)),
         other => Err(other.unsupported()),
     }
 }

@@ -46,11 +46,15 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     let req = build_request(f)?;
     let conn = Conn::open(f).await?;
     let resp = conn.kv().put(conn.req(req)).await?.into_inner();
-    Ok(print(&resp, f, format))
+    print(&resp, f, format)
 }
 
 /// Prints a Put response as `put` does.
-pub fn print(resp: &crate::etcdserverpb::PutResponse, f: &Parsed, format: Format) -> String {
+pub fn print(
+    resp: &crate::etcdserverpb::PutResponse,
+    f: &Parsed,
+    format: Format,
+) -> Result<String, Failure> {
     let mut out = String::new();
     match format {
         Format::Json => {
@@ -63,7 +67,8 @@ pub fn print(resp: &crate::etcdserverpb::PutResponse, f: &Parsed, format: Format
                 printer::fields_kv_prefixed(&mut out, "Prev", kv);
             }
         }
-        Format::Protobuf => return printer::protobuf(resp),
+        Format::Protobuf => return Ok(printer::protobuf(resp)),
+        Format::Table => return Err(format.unsupported()),
         _ => {
             out.push_str("OK\n");
             if let Some(kv) = &resp.prev_kv {
@@ -71,5 +76,5 @@ pub fn print(resp: &crate::etcdserverpb::PutResponse, f: &Parsed, format: Format
             }
         }
     }
-    out
+    Ok(out)
 }

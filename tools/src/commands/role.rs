@@ -8,7 +8,7 @@ use crate::etcdserverpb::{
     AuthRoleGrantPermissionRequest, AuthRoleListRequest, AuthRoleRevokePermissionRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
-use crate::printer::{header_json, header_only_json, quoted, Format, Obj};
+use crate::printer::{fields_header, go_quote, header_json, quoted, Format, Obj, Shown};
 
 pub const FLAGS: &[Spec] = &[
     flag("prefix", Kind::Bool, "false"),
@@ -17,23 +17,35 @@ pub const FLAGS: &[Spec] = &[
 
 /// `role get`'s output (also used by `user get --detail`).
 pub fn print_role(role: &str, r: &AuthRoleGetResponse, format: Format) -> Result<String, Failure> {
-    if format == Format::Json {
-        let perms = r
-            .perm
-            .iter()
-            .map(|p| {
-                Obj::default()
-                    .num("permType", p.perm_type)
-                    .bytes("key", &p.key)
-                    .bytes("range_end", &p.range_end)
-                    .done()
-            })
-            .collect();
-        return Ok(Obj::default()
-            .raw("header", header_json(&r.header))
-            .list("perm", perms)
-            .done()
-            + "\n");
+    let perms = r
+        .perm
+        .iter()
+        .map(|p| {
+            Obj::default()
+                .num("permType", p.perm_type)
+                .bytes("key", &p.key)
+                .bytes("range_end", &p.range_end)
+                .done()
+        })
+        .collect();
+    let json = Obj::default()
+        .raw("header", header_json(&r.header))
+        .list("perm", perms)
+        .done()
+        + "\n";
+    let mut fields = String::new();
+    fields_header(&mut fields, &r.header);
+    for p in &r.perm {
+        let kind = match p.perm_type {
+            0 => "READ",
+            1 => "WRITE",
+            _ => "READWRITE",
+        };
+        fields.push_str(&format!(
+            "\"PermType\" :  {kind}\n\"Key\" : {}\n\"RangeEnd\" : {}\n",
+            go_quote(&p.key),
+            go_quote(&p.range_end)
+        ));
     }
     let mut out = format!("Role {role}\nKV Read:\n");
     let line = |p: &Permission| -> String {
@@ -68,7 +80,7 @@ pub fn print_role(role: &str, r: &AuthRoleGetResponse, format: Format) -> Result
     {
         out.push_str(&line(p));
     }
-    Ok(out)
+    Shown::rpc(out, json, r).fields(fields).pick(format)
 }
 
 /// etcdctl's `permRange`: the key and range end of a permission from the arguments and
@@ -117,7 +129,6 @@ fn perm_range(f: &Parsed, args: &[String]) -> Result<(Vec<u8>, Vec<u8>), Failure
 }
 
 pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
-    let json = format == Format::Json;
     match sub {
         "add" | "delete" | "get" => {
             let name = super::one_arg(
@@ -132,22 +143,14 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                         .role_add(conn.req(AuthRoleAddRequest { name: name.into() }))
                         .await?
                         .into_inner();
-                    Ok(if json {
-                        header_only_json(&r.header)
-                    } else {
-                        format!("Role {name} created\n")
-                    })
+                    Shown::header_only(format!("Role {name} created\n"), &r.header, &r).pick(format)
                 }
                 "delete" => {
                     let r = c
                         .role_delete(conn.req(AuthRoleDeleteRequest { role: name.into() }))
                         .await?
                         .into_inner();
-                    Ok(if json {
-                        header_only_json(&r.header)
-                    } else {
-                        format!("Role {name} deleted\n")
-                    })
+                    Shown::header_only(format!("Role {name} deleted\n"), &r.header, &r).pick(format)
                 }
                 _ => {
                     let r = c
@@ -167,15 +170,21 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .role_list(conn.req(AuthRoleListRequest {}))
                 .await?
                 .into_inner();
-            Ok(if json {
-                Obj::default()
-                    .raw("header", header_json(&r.header))
-                    .list("roles", quoted(&r.roles))
-                    .done()
-                    + "\n"
-            } else {
-                r.roles.iter().map(|s| format!("{s}\n")).collect()
-            })
+            let json = Obj::default()
+                .raw("header", header_json(&r.header))
+                .list("roles", quoted(&r.roles))
+                .done()
+                + "\n";
+            let mut fields = String::new();
+            fields_header(&mut fields, &r.header);
+            fields.push_str("\"Roles\" :");
+            for role in &r.roles {
+                fields.push(' ');
+                fields.push_str(&go_quote(role.as_bytes()));
+            }
+            fields.push('\n');
+            let simple: String = r.roles.iter().map(|s| format!("{s}\n")).collect();
+            Shown::rpc(simple, json, &r).fields(fields).pick(format)
         }
         "grant-permission" => {
             if f.args.len() < 3 {
@@ -207,11 +216,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 }))
                 .await?
                 .into_inner();
-            Ok(if json {
-                header_only_json(&r.header)
-            } else {
-                format!("Role {} updated\n", f.args[0])
-            })
+            Shown::header_only(format!("Role {} updated\n", f.args[0]), &r.header, &r).pick(format)
         }
         "revoke-permission" => {
             if f.args.len() < 2 {
@@ -229,18 +234,16 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 }))
                 .await?
                 .into_inner();
-            if json {
-                return Ok(header_only_json(&r.header));
-            }
             let (role, key) = (&f.args[0], &f.args[1]);
             let end = String::from_utf8_lossy(&range_end);
-            Ok(if range_end.is_empty() {
+            let simple = if range_end.is_empty() {
                 format!("Permission of key {key} is revoked from role {role}\n")
             } else if range_end != [0] {
                 format!("Permission of range [{key}, {end}) is revoked from role {role}\n")
             } else {
                 format!("Permission of range [{key}, <open ended> is revoked from role {role}\n")
-            })
+            };
+            Shown::header_only(simple, &r.header, &r).pick(format)
         }
         other => Err(Failure::bad_args(format!(
             "unknown role subcommand {other}"

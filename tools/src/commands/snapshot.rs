@@ -197,6 +197,12 @@ impl TrailerCheck {
 
 /// `snapshot status FILE`: hash, revision, total keys, total size.
 pub fn status(path: &Path, format: Format) -> Result<String, Failure> {
+    if let Err(e) = std::fs::metadata(path) {
+        let shown = path.display().to_string();
+        return Err(Failure::error(crate::client::go_path_error(
+            "stat", &shown, &e,
+        )));
+    }
     let s = retcd::snapshot::read(path, false, |_| Ok(())).map_err(|e| {
         if e.contains("bad magic") {
             Failure::error(format!(

@@ -172,11 +172,12 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             out.push('\n');
         }
         Format::Protobuf => return Ok(printer::protobuf(&resp)),
+        Format::Table => return Err(format.unsupported()),
         Format::Fields => {
             printer::fields_header(&mut out, &resp.header);
             out.push_str(&format!("\"Succeeded\" : {}\n", resp.succeeded));
             for op in &resp.responses {
-                out.push_str(&print_op(op, f, format));
+                out.push_str(&print_op(op, f, format)?);
             }
         }
         _ => {
@@ -187,7 +188,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             });
             for op in &resp.responses {
                 out.push('\n');
-                out.push_str(&print_op(op, f, format));
+                out.push_str(&print_op(op, f, format)?);
             }
         }
     }
@@ -195,11 +196,15 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
 }
 
 /// One response of a txn, printed as its own command (get, put, del) prints it.
-fn print_op(op: &crate::etcdserverpb::ResponseOp, f: &Parsed, format: Format) -> String {
+fn print_op(
+    op: &crate::etcdserverpb::ResponseOp,
+    f: &Parsed,
+    format: Format,
+) -> Result<String, Failure> {
     match &op.response {
         Some(response_op::Response::ResponseRange(r)) => super::get::print(r, f, format),
         Some(response_op::Response::ResponsePut(r)) => super::put::print(r, f, format),
         Some(response_op::Response::ResponseDeleteRange(r)) => super::del::print(r, f, format),
-        other => format!("\"Unknown\" : {other:?}\n"),
+        other => Ok(format!("\"Unknown\" : {other:?}\n")),
     }
 }

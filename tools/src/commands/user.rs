@@ -8,7 +8,7 @@ use crate::etcdserverpb::{
     AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
 };
 use crate::flags::{flag, Kind, Parsed, Spec};
-use crate::printer::{header_json, header_only_json, quoted, Format, Obj};
+use crate::printer::{header_json, quoted, Format, Obj, Shown};
 
 pub const FLAGS: &[Spec] = &[
     flag("interactive", Kind::Bool, "true"),
@@ -39,7 +39,6 @@ fn ask_password(name: &str) -> Result<String, Failure> {
 }
 
 pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failure> {
-    let json = format == Format::Json;
     match sub {
         "add" => {
             let arg = super::one_arg(f, "user add command requires user name as its argument")?;
@@ -70,11 +69,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 }))
                 .await?
                 .into_inner();
-            Ok(if json {
-                header_only_json(&r.header)
-            } else {
-                format!("User {user} created\n")
-            })
+            Shown::header_only(format!("User {user} created\n"), &r.header, &r).pick(format)
         }
         "delete" => {
             let name = super::one_arg(f, "user delete command requires user name as its argument")?;
@@ -83,11 +78,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .user_delete(conn.req(AuthUserDeleteRequest { name: name.into() }))
                 .await?
                 .into_inner();
-            Ok(if json {
-                header_only_json(&r.header)
-            } else {
-                format!("User {name} deleted\n")
-            })
+            Shown::header_only(format!("User {name} deleted\n"), &r.header, &r).pick(format)
         }
         "get" => {
             let name = super::one_arg(f, "user get command requires user name as its argument")?;
@@ -98,32 +89,30 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .await?
                 .into_inner();
             if f.bool("detail") {
-                let mut out = format!("User: {name}\n");
+                // Printed as it goes: a role's protobuf goes straight to standard output.
+                super::print_now(&format!("User: {name}\n"));
                 for role in &r.roles {
-                    out.push('\n');
+                    super::print_now("\n");
                     let rr = c
                         .role_get(conn.req(AuthRoleGetRequest { role: role.clone() }))
                         .await?
                         .into_inner();
-                    out.push_str(&super::role::print_role(role, &rr, format)?);
+                    super::print_now(&super::role::print_role(role, &rr, format)?);
                 }
-                return Ok(out);
+                return Ok(String::new());
             }
-            Ok(if json {
-                Obj::default()
-                    .raw("header", header_json(&r.header))
-                    .list("roles", quoted(&r.roles))
-                    .done()
-                    + "\n"
-            } else {
-                let mut out = format!("User: {name}\nRoles:");
-                for role in &r.roles {
-                    out.push(' ');
-                    out.push_str(role);
-                }
-                out.push('\n');
-                out
-            })
+            let json = Obj::default()
+                .raw("header", header_json(&r.header))
+                .list("roles", quoted(&r.roles))
+                .done()
+                + "\n";
+            let mut simple = format!("User: {name}\nRoles:");
+            for role in &r.roles {
+                simple.push(' ');
+                simple.push_str(role);
+            }
+            simple.push('\n');
+            Shown::rpc(simple, json, &r).pick(format)
         }
         "list" => {
             if !f.args.is_empty() {
@@ -134,15 +123,13 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 .user_list(conn.req(AuthUserListRequest {}))
                 .await?
                 .into_inner();
-            Ok(if json {
-                Obj::default()
-                    .raw("header", header_json(&r.header))
-                    .list("users", quoted(&r.users))
-                    .done()
-                    + "\n"
-            } else {
-                r.users.iter().map(|u| format!("{u}\n")).collect()
-            })
+            let json = Obj::default()
+                .raw("header", header_json(&r.header))
+                .list("users", quoted(&r.users))
+                .done()
+                + "\n";
+            let simple: String = r.users.iter().map(|u| format!("{u}\n")).collect();
+            Shown::rpc(simple, json, &r).pick(format)
         }
         "passwd" => {
             let name = super::one_arg(f, "user passwd command requires user name as its argument")?;
@@ -160,11 +147,7 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
                 }))
                 .await?
                 .into_inner();
-            Ok(if json {
-                header_only_json(&r.header)
-            } else {
-                "Password updated\n".into()
-            })
+            Shown::header_only("Password updated\n", &r.header, &r).pick(format)
         }
         "grant-role" | "revoke-role" => {
             let [user, role] = f.args.as_slice() else {
@@ -176,30 +159,27 @@ pub async fn run(sub: &str, f: &Parsed, format: Format) -> Result<String, Failur
             };
             let conn = Conn::open(f).await?;
             let mut c = AuthClient::new(conn.channel.clone());
-            let header = if sub == "grant-role" {
-                c.user_grant_role(conn.req(AuthUserGrantRoleRequest {
-                    user: user.clone(),
-                    role: role.clone(),
-                }))
-                .await?
-                .into_inner()
-                .header
+            if sub == "grant-role" {
+                let r = c
+                    .user_grant_role(conn.req(AuthUserGrantRoleRequest {
+                        user: user.clone(),
+                        role: role.clone(),
+                    }))
+                    .await?
+                    .into_inner();
+                let simple = format!("Role {role} is granted to user {user}\n");
+                Shown::header_only(simple, &r.header, &r).pick(format)
             } else {
-                c.user_revoke_role(conn.req(AuthUserRevokeRoleRequest {
-                    name: user.clone(),
-                    role: role.clone(),
-                }))
-                .await?
-                .into_inner()
-                .header
-            };
-            Ok(if json {
-                header_only_json(&header)
-            } else if sub == "grant-role" {
-                format!("Role {role} is granted to user {user}\n")
-            } else {
-                format!("Role {role} is revoked from user {user}\n")
-            })
+                let r = c
+                    .user_revoke_role(conn.req(AuthUserRevokeRoleRequest {
+                        name: user.clone(),
+                        role: role.clone(),
+                    }))
+                    .await?
+                    .into_inner();
+                let simple = format!("Role {role} is revoked from user {user}\n");
+                Shown::header_only(simple, &r.header, &r).pick(format)
+            }
         }
         other => Err(Failure::bad_args(format!(
             "unknown user subcommand {other}"

@@ -117,9 +117,9 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
     }
     let create = create_request(f, watch_args, &env_key, &env_range)?;
     let conn = Conn::open(f).await?;
-    let (tx, mut stream) = conn.watch(None, 4).await?;
     let mut w = Watches::new(f.bool("hex"), format);
-    w.create(&tx, Spec1 { create, exec }).await;
+    w.pending.push_back(exec);
+    let (tx, mut stream) = conn.watch(create, 4).await?;
     while let Some(item) = stream.next().await {
         let r = item.map_err(|s| Failure::error(status_message(&s)))?;
         let canceled = r.canceled;
@@ -200,26 +200,54 @@ impl Watches {
                     r.header.as_ref().map(|h| h.revision).unwrap_or(0)
                 ));
             }
-            if self.format == Format::Json {
-                out.push_str(&printer::watch_json(r));
-                out.push('\n');
-            } else {
-                for e in &r.events {
-                    out.push_str(if e.r#type == 1 { "DELETE\n" } else { "PUT\n" });
-                    if let Some(p) = &e.prev_kv {
-                        printer::simple_kv(&mut out, p, self.is_hex, false);
+            match self.format {
+                Format::Json => {
+                    out.push_str(&printer::watch_json(r));
+                    out.push('\n');
+                }
+                Format::Fields => {
+                    printer::fields_header(&mut out, &r.header);
+                    for e in &r.events {
+                        let kind = if e.r#type == 1 { "DELETE" } else { "PUT" };
+                        out.push_str(&format!("\"Type\" : {kind}\n"));
+                        if let Some(p) = &e.prev_kv {
+                            printer::fields_kv_prefixed(&mut out, "Prev", p);
+                        }
+                        printer::fields_kv(&mut out, &e.kv.clone().unwrap_or_default());
                     }
-                    if let Some(kv) = &e.kv {
-                        printer::simple_kv(&mut out, kv, self.is_hex, false);
+                }
+                Format::Protobuf => {
+                    // What clientv3 keeps of the response: no watch ID, no fragment flag.
+                    let kept = WatchResponse {
+                        header: Some(r.header.unwrap_or_default()),
+                        events: r.events.clone(),
+                        compact_revision: r.compact_revision,
+                        canceled: r.canceled,
+                        created: r.created,
+                        ..Default::default()
+                    };
+                    write_out(out.as_bytes());
+                    out.clear();
+                    write_out(&prost::Message::encode_to_vec(&kept));
+                }
+                Format::Table => {
+                    write_out(out.as_bytes());
+                    return Err(self.format.unsupported());
+                }
+                Format::Simple => {
+                    for e in &r.events {
+                        out.push_str(if e.r#type == 1 { "DELETE\n" } else { "PUT\n" });
+                        if let Some(p) = &e.prev_kv {
+                            printer::simple_kv(&mut out, p, self.is_hex, false);
+                        }
+                        if let Some(kv) = &e.kv {
+                            printer::simple_kv(&mut out, kv, self.is_hex, false);
+                        }
                     }
                 }
             }
         }
-        {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(out.as_bytes());
-            let _ = stdout.flush();
-        }
+        write_out(out.as_bytes());
         let exec = self.exec.get(&r.watch_id).cloned().unwrap_or_default();
         if !exec.is_empty() {
             let rev = r.header.as_ref().map(|h| h.revision).unwrap_or(0);
@@ -229,6 +257,13 @@ impl Watches {
         }
         Ok(())
     }
+}
+
+/// Writes to standard output at once (watch output is read while the command runs).
+fn write_out(b: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(b);
+    let _ = stdout.flush();
 }
 
 /// Runs the watch command for one event, as etcdctl does: `ETCD_WATCH_REVISION`, and the
@@ -274,7 +309,12 @@ async fn interactive(
     env_range: &str,
 ) -> Result<String, Failure> {
     let conn = Conn::open(f).await?;
-    let (tx, mut stream) = conn.watch(None, 16).await?;
+    // The stream opens with the first `watch` line, as clientv3 opens it with the first
+    // Watch call; a `progress` before it reaches no watch and prints nothing.
+    let mut open: Option<(
+        tokio::sync::mpsc::Sender<WatchRequest>,
+        tonic::Streaming<WatchResponse>,
+    )> = None;
     let mut w = Watches::new(f.bool("hex"), format);
     // Standard input is read by a thread: a line at a time, Err at its end.
     let (line_tx, mut lines) = tokio::sync::mpsc::channel::<Result<String, String>>(16);
@@ -317,12 +357,17 @@ async fn interactive(
                             continue;
                         }
                         let spec = interactive_watch(&args[1..], env_key, env_range)?;
-                        match spec {
-                            Ok(s) => w.create(&tx, s).await,
-                            Err(e) => eprintln!("Invalid command {l} ({e})"),
+                        match (spec, &open) {
+                            (Ok(s), Some((tx, _))) => w.create(tx, s).await,
+                            (Ok(s), None) => {
+                                w.pending.push_back(s.exec);
+                                open = Some(conn.watch(s.create, 16).await?);
+                            }
+                            (Err(e), _) => eprintln!("Invalid command {l} ({e})"),
                         }
                     }
                     Some("progress") => {
+                        let Some((tx, _)) = &open else { continue };
                         let _ = tx
                             .send(WatchRequest {
                                 request_union: Some(
@@ -336,7 +381,12 @@ async fn interactive(
                     Some(_) => eprintln!("Invalid command {l} (only support watch)"),
                 }
             }
-            item = stream.next() => {
+            item = async {
+                match &mut open {
+                    Some((_, stream)) => stream.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 match item {
                     Some(Ok(r)) => w.show(&r).await?,
                     Some(Err(s)) => return Err(Failure::error(status_message(&s))),
