@@ -45,11 +45,9 @@ fn is_group(name: &str) -> bool {
             .any(|(c, subs)| *c == name && !subs.is_empty())
 }
 
-async fn run(args: Vec<String>) -> Result<String, Failure> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let (words, rest) = flags::split_command(&args, 2);
-    let name = words.join(" ");
-    let own: &[Spec] = match name.as_str() {
+/// The flags of command `name` (its words joined by one space), None for an unknown command.
+pub fn command_flags(name: &str) -> Option<&'static [Spec]> {
+    Some(match name {
         "get" => commands::get::FLAGS,
         "put" => commands::put::FLAGS,
         "del" => commands::del::FLAGS,
@@ -76,22 +74,55 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         "snapshot restore" => commands::snapshot::RESTORE_FLAGS,
         "elect" => commands::elect::FLAGS,
         "move-leader" => &[],
-        "version" | "" | "completion" => &[],
+        "version" | "" => &[],
+        "completion" => commands::completion::FLAGS,
+        "endpoint" => commands::endpoint::FLAGS,
+        n if n == "help" || n.starts_with("help ") => &[],
         // A command group without its subcommand: its help.
         n if is_group(n) => &[],
-        _ => {
-            let msg = format!("unknown command {:?} for \"etcdctl\"", words[0]);
-            eprintln!("Error: {msg}\nRun 'etcdctl --help' for usage.");
-            return Err(Failure::error(msg));
-        }
+        _ => return None,
+    })
+}
+
+async fn run(args: Vec<String>) -> Result<String, Failure> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (words, rest) = flags::split_command(&args, 2, flags::GLOBAL);
+    let name = words.join(" ");
+    let Some(own) = command_flags(&name) else {
+        let msg = format!("unknown command {:?} for \"etcdctl\"", words[0]);
+        eprintln!("Error: {msg}\nRun 'etcdctl --help' for usage.");
+        return Err(Failure::error(msg));
+    };
+    // `completion SHELL` is one command per shell in etcdctl's usage texts.
+    let usage_path = match args.iter().find(|a| *a == "bash" || *a == "zsh") {
+        Some(shell) if name == "completion" => format!("completion {shell}"),
+        _ => name.clone(),
     };
     let specs: Vec<Spec> = flags::GLOBAL.iter().chain(own.iter()).copied().collect();
-    let f = flags::parse(&rest, &specs, &env).map_err(|e| {
-        eprintln!("Error: {e}\n");
-        Failure::error(e)
-    })?;
+    let f = flags::parse(&rest, &specs, &env)
+        .and_then(|f| commands::help::check_values(&name, &f).map(|()| f))
+        .map_err(|e| {
+            // cobra: the error on stderr, the command's usage on stdout, then etcdctl's own
+            // error line.
+            eprintln!("Error: {e}\n");
+            print!("{}", commands::help::usage(&usage_path));
+            Failure::error(e)
+        })?;
     if f.bool("help") || name.is_empty() || is_group(&name) {
-        return Ok(commands::help::run(&name));
+        return Ok(commands::help::usage(&usage_path));
+    }
+    if name == "help" || name.starts_with("help ") {
+        let topic: Vec<&str> = words[1..]
+            .iter()
+            .chain(f.args.iter())
+            .map(String::as_str)
+            .collect();
+        let topic = topic.join(" ");
+        if !commands::help::known(&topic) {
+            eprintln!("Unknown help topic [`{topic}`]");
+            return Ok(commands::help::unknown_topic_usage());
+        }
+        return Ok(commands::help::usage(&topic));
     }
     let format = Format::parse(&f.get("write-out")).map_err(Failure::bad_args)?;
     match name.as_str() {

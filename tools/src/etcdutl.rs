@@ -39,7 +39,7 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 fn run(args: Vec<String>) -> Result<String, Failure> {
-    let (words, rest) = flags::split_command(&args, 2);
+    let (words, rest) = flags::split_command(&args, 2, GLOBAL);
     let name = words.join(" ");
     let own: &[Spec] = match name.as_str() {
         "snapshot restore" => commands::snapshot::RESTORE_FLAGS,

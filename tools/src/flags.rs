@@ -156,6 +156,10 @@ pub fn parse(args: &[String], specs: &[Spec], env: &[(String, String)]) -> Resul
                     i += 1;
                     v.clone()
                 }
+                // pflag names a shorthand as it was given.
+                None if !a.starts_with("--") => {
+                    return Err(format!("flag needs an argument: '{}' in {a}", &a[1..2]))
+                }
                 None => return Err(format!("flag needs an argument: --{}", spec.name)),
             },
         };
@@ -172,8 +176,13 @@ pub fn parse(args: &[String], specs: &[Spec], env: &[(String, String)]) -> Resul
 }
 
 /// The command words (e.g. `lease grant`) before the command's own arguments: the first
-/// positional arguments, skipping global flags and their values.
-pub fn split_command(args: &[String], max_words: usize) -> (Vec<String>, Vec<String>) {
+/// positional arguments, skipping flags and their values (`globals`: the program's global
+/// flags).
+pub fn split_command(
+    args: &[String],
+    max_words: usize,
+    globals: &[Spec],
+) -> (Vec<String>, Vec<String>) {
     let mut words: Vec<String> = Vec::new();
     let mut rest: Vec<String> = Vec::new();
     let mut i = 0;
@@ -187,14 +196,15 @@ pub fn split_command(args: &[String], max_words: usize) -> (Vec<String>, Vec<Str
         }
         if a.starts_with('-') && a.len() > 1 {
             rest.push(a.clone());
+            // As cobra looks for the command: a flag it does not know as a boolean global one
+            // takes the next word as its value (so `--bogus get` leaves no command word).
             let takes_value = if let Some(long) = a.strip_prefix("--") {
-                !long.contains('=')
-                    && find(GLOBAL, long).map(|s| s.kind == Kind::Value) == Some(true)
+                !long.contains('=') && find(globals, long).map(|s| s.kind) != Some(Kind::Bool)
             } else {
                 a.len() == 2
-                    && GLOBAL
+                    && !globals
                         .iter()
-                        .any(|s| s.short == a.chars().nth(1) && s.kind == Kind::Value)
+                        .any(|s| s.short == a.chars().nth(1) && s.kind == Kind::Bool)
             };
             if takes_value {
                 if let Some(v) = args.get(i) {

@@ -389,7 +389,7 @@ async fn connect(f: &Parsed) -> Result<Vec<Ch>, Fail> {
 
 /// Runs etcd-bench with `args` (without the program name); returns the exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let (words, rest) = flags::split_command(&args, 1);
+    let (words, rest) = flags::split_command(&args, 1, GLOBAL);
     let command = words.first().cloned().unwrap_or_default();
     let own: &[Spec] = match command.as_str() {
         "put" => put::FLAGS,

@@ -2,8 +2,8 @@
 //! (etcdctl's are cobra's generated scripts; these complete the same words.)
 
 use crate::client::Failure;
-use crate::flags::Parsed;
 use crate::flags::GLOBAL;
+use crate::flags::{flag, Kind, Parsed, Spec};
 
 /// Every command and its subcommands.
 pub const COMMANDS: &[(&str, &[&str])] = &[
@@ -106,6 +106,9 @@ autoload -U +X bashcompinit && bashcompinit
         bash()
     )
 }
+
+/// `--no-descriptions` is accepted as etcdctl's: these scripts carry no descriptions anyway.
+pub const FLAGS: &[Spec] = &[flag("no-descriptions", Kind::Bool, "false")];
 
 pub fn run(f: &Parsed) -> Result<String, Failure> {
     match f.args.first().map(String::as_str) {

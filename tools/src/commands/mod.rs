@@ -11,6 +11,7 @@ pub mod elect;
 pub mod endpoint;
 pub mod get;
 pub mod help;
+mod help_text;
 pub mod lease;
 pub mod lock;
 pub mod make_mirror;

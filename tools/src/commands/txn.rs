@@ -5,10 +5,10 @@ use std::io::BufRead;
 
 use crate::client::{Conn, Failure};
 use crate::etcdserverpb::{compare, request_op, response_op, Compare, RequestOp, TxnRequest};
-use crate::flags::{self, flag, Kind, Parsed, Spec};
+use crate::flags::{self, short, Kind, Parsed, Spec};
 use crate::printer::{self, Format};
 
-pub const FLAGS: &[Spec] = &[flag("interactive", Kind::Bool, "false")];
+pub const FLAGS: &[Spec] = &[short("interactive", 'i', Kind::Bool, "false")];
 
 /// etcdctl's exit code for malformed input.
 const EXIT_INVALID_INPUT: i32 = 3;
