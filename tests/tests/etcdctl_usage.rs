@@ -137,3 +137,29 @@ fn flag_value_errors_match_etcdctl() {
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+/// `--debug` lists every global setting as its ETCDCTL_* variable on stderr first (gRPC's own
+/// log lines that follow in etcdctl's output are not copied).
+#[test]
+fn debug_lists_the_settings_as_etcdctl_does() {
+    let args = [
+        "--endpoints=127.0.0.1:1,127.0.0.1:2",
+        "--dial-timeout=1500ms",
+        "--command-timeout=90s",
+        "--debug",
+        "--user=u:p",
+        "-w",
+        "json",
+        "get",
+        "k",
+    ];
+    let settings = |o: Outcome| -> String {
+        o.3.lines()
+            .filter(|l| l.starts_with("ETCDCTL_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let want = settings(outcome(&real_etcdctl(), &[], &args));
+    assert!(want.contains("ETCDCTL_COMMAND_TIMEOUT=1m30s\n"), "{want}");
+    assert_eq!(want, settings(outcome(&our_etcdctl(), &[], &args)));
+}

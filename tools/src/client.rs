@@ -147,16 +147,34 @@ pub fn credentials(f: &Parsed, prefix: &str) -> Result<Option<(String, String)>,
     }
 }
 
-/// Settings this etcdctl cannot honour yet: refused with a clear message rather than ignored.
-pub fn refuse_unsupported(f: &Parsed) -> Result<(), Failure> {
-    for name in ["discovery-srv", "discovery-srv-name"] {
-        if !f.get(name).is_empty() {
-            return Err(Failure::bad_feature(format!(
-                "--{name}: DNS discovery is not supported yet by retcd's etcdctl; list the members in --endpoints"
-            )));
-        }
+/// The endpoints to use: what DNS SRV discovery finds for `--discovery-srv` (without the
+/// plain http ones unless `--insecure-discovery`), else `--endpoints`, as etcdctl picks them.
+pub fn endpoints(f: &Parsed) -> Result<Vec<String>, Failure> {
+    let domain = f.get("discovery-srv");
+    if domain.is_empty() {
+        return Ok(endpoint_list(f));
     }
-    Ok(())
+    let found = crate::srv::client_endpoints(&domain, &f.get("discovery-srv-name"))
+        .map_err(Failure::error)?;
+    let insecure = f.get("insecure-discovery") != "false";
+    let found: Vec<String> = found
+        .into_iter()
+        .filter(|e| {
+            let keep = insecure || !e.starts_with("http://");
+            if !keep {
+                eprintln!(
+                    "ignoring discovered insecure endpoint {}",
+                    crate::printer::go_quote(e.as_bytes())
+                );
+            }
+            keep
+        })
+        .collect();
+    Ok(if found.is_empty() {
+        endpoint_list(f)
+    } else {
+        found
+    })
 }
 
 /// Connects to one endpoint (as given in `--endpoints`) within `dial`, over TLS when `security`
@@ -170,9 +188,10 @@ pub async fn dial(ep: &str, dial: Duration, security: &Security) -> Result<Chann
     let connect = async {
         match tls {
             None => e.connect().await,
-            Some(config) => {
+            Some(tls) => {
+                let tls = std::sync::Arc::new(tls);
                 e.connect_with_connector(tower::service_fn(move |uri: http::Uri| {
-                    crate::tls::connect(config.clone(), uri)
+                    crate::tls::connect(tls.clone(), uri)
                 }))
                 .await
             }
@@ -269,7 +288,6 @@ struct Settings {
 
 impl Settings {
     fn from_flags(f: &Parsed, prefix: &str) -> Result<Settings, Failure> {
-        refuse_unsupported(f)?;
         Ok(Settings {
             dial: duration(&f.get("dial-timeout")).unwrap_or(Duration::from_secs(2)),
             command_timeout: duration(&f.get("command-timeout")).unwrap_or(Duration::from_secs(5)),
@@ -295,7 +313,7 @@ impl Conn {
     /// A connection to the first reachable endpoint of `--endpoints`.
     pub async fn open(f: &Parsed) -> Result<Conn, Failure> {
         let s = Settings::from_flags(f, "")?;
-        for ep in endpoint_list(f) {
+        for ep in endpoints(f)? {
             if let Some(channel) = s.dial(f, &ep).await {
                 return with_auth(credentials(f, "")?, channel, s.command_timeout).await;
             }

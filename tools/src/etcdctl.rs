@@ -84,6 +84,31 @@ pub fn command_flags(name: &str) -> Option<&'static [Spec]> {
     })
 }
 
+/// `--debug`: every global setting as its `ETCDCTL_*` variable, on stderr, as etcdctl lists
+/// them.
+fn debug_dump(f: &flags::Parsed) {
+    let mut names: Vec<&str> = flags::GLOBAL
+        .iter()
+        .map(|s| s.name)
+        .filter(|n| *n != "help")
+        .collect();
+    names.sort();
+    for name in names {
+        let v = f.get(name);
+        let shown = match name {
+            "endpoints" => format!("[{}]", crate::client::endpoint_list(f).join(",")),
+            "dial-timeout" | "command-timeout" | "keepalive-time" | "keepalive-timeout" => {
+                flags::duration(&v).map_or(v, crate::printer::go_duration)
+            }
+            _ => v,
+        };
+        eprintln!(
+            "ETCDCTL_{}={shown}",
+            name.to_ascii_uppercase().replace('-', "_")
+        );
+    }
+}
+
 async fn run(args: Vec<String>) -> Result<String, Failure> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let (words, rest) = flags::split_command(&args, 2, flags::GLOBAL);
@@ -123,6 +148,9 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
             return Ok(commands::help::unknown_topic_usage());
         }
         return Ok(commands::help::usage(&topic));
+    }
+    if f.bool("debug") {
+        debug_dump(&f);
     }
     let format = Format::parse(&f.get("write-out")).map_err(Failure::bad_args)?;
     match name.as_str() {

@@ -11,6 +11,7 @@ pub mod etcdctl;
 pub mod etcdutl;
 pub mod flags;
 pub mod printer;
+pub mod srv;
 pub mod tls;
 
 // The wire types and gRPC clients are the daemon's, generated once from its proto files.

@@ -299,6 +299,32 @@ fn push_byte(out: &mut String, c: u8) {
     }
 }
 
+/// Go's `time.Duration.String()`: `1.244878ms`, `5s`, `1m30s`, `2h0m0s`.
+pub fn go_duration(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    let trim = |s: String| s.trim_end_matches('0').trim_end_matches('.').to_string();
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < 1_000 {
+        return format!("{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return trim(format!("{:.3}", ns as f64 / 1e3)) + "µs";
+    }
+    if ns < 1_000_000_000 {
+        return trim(format!("{:.6}", ns as f64 / 1e6)) + "ms";
+    }
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let s = trim(format!("{}.{frac:09}", secs % 60)) + "s";
+    match (secs / 3600, secs / 60 % 60) {
+        (0, 0) => s,
+        (0, m) => format!("{m}m{s}"),
+        (h, m) => format!("{h}h{m}m{s}"),
+    }
+}
+
 /// `--hex`: bytes as hex escapes, as etcdctl prints them.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|c| format!("\\x{c:02x}")).collect()

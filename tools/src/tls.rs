@@ -25,6 +25,15 @@ use crate::flags::Parsed;
 pub struct Security {
     /// TLS for endpoints without a scheme (None: plaintext).
     configured: Option<Arc<ClientConfig>>,
+    /// The name certificates must carry instead of each endpoint's host: the discovery
+    /// domain with `--insecure-discovery=false`, as etcdctl sets it.
+    server_name: Option<String>,
+}
+
+/// TLS towards one endpoint.
+pub struct Tls {
+    pub config: Arc<ClientConfig>,
+    pub server_name: Option<String>,
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -65,7 +74,16 @@ impl Security {
         let cacert = f.get(&format!("{prefix}cacert"));
         let insecure_transport = f.get(&format!("{prefix}insecure-transport")) != "false";
         let skip_verify = prefix.is_empty() && f.bool("insecure-skip-tls-verify");
-        if cert.is_empty() && key.is_empty() && cacert.is_empty() && insecure_transport {
+        let domain = f.get("discovery-srv");
+        let server_name =
+            (prefix.is_empty() && !domain.is_empty() && f.get("insecure-discovery") == "false")
+                .then_some(domain);
+        if cert.is_empty()
+            && key.is_empty()
+            && cacert.is_empty()
+            && server_name.is_none()
+            && insecure_transport
+        {
             return Ok(Security::default());
         }
         if (cert.is_empty() || key.is_empty()) && !(cert.is_empty() && key.is_empty()) {
@@ -111,14 +129,15 @@ impl Security {
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Security {
             configured: Some(Arc::new(config)),
+            server_name,
         })
     }
 
     /// The TLS to use towards `endpoint` (as given in `--endpoints`), None for plaintext.
-    pub fn for_endpoint(&self, endpoint: &str) -> Result<Option<Arc<ClientConfig>>, Failure> {
-        Ok(match endpoint.split_once("://").map(|(s, _)| s) {
+    pub fn for_endpoint(&self, endpoint: &str) -> Result<Option<Tls>, Failure> {
+        let config = match endpoint.split_once("://").map(|(s, _)| s) {
             Some("https") => match &self.configured {
-                Some(c) => Some(c.clone()),
+                Some(c) => c.clone(),
                 None => {
                     let mut c = ClientConfig::builder_with_provider(provider())
                         .with_safe_default_protocol_versions()
@@ -126,12 +145,19 @@ impl Security {
                         .with_root_certificates(system_roots())
                         .with_no_client_auth();
                     c.alpn_protocols = vec![b"h2".to_vec()];
-                    Some(Arc::new(c))
+                    Arc::new(c)
                 }
             },
-            Some(_) => None,
-            None => self.configured.clone(),
-        })
+            Some(_) => return Ok(None),
+            None => match &self.configured {
+                Some(c) => c.clone(),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Tls {
+            config,
+            server_name: self.server_name.clone(),
+        }))
     }
 }
 
@@ -186,9 +212,10 @@ impl ServerCertVerifier for NoVerify {
 }
 
 /// Opens a TCP connection to `uri`'s host and port and runs the TLS handshake over it, naming
-/// the server by the URI's host (an IP address is checked against the certificate's IP SANs).
+/// the server by `tls.server_name` or the URI's host (an IP address is checked against the
+/// certificate's IP SANs).
 pub async fn connect(
-    config: Arc<ClientConfig>,
+    tls: Arc<Tls>,
     uri: http::Uri,
 ) -> std::io::Result<hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>
 {
@@ -200,11 +227,13 @@ pub async fn connect(
         .trim_end_matches(']')
         .to_string();
     let port = uri.port_u16().unwrap_or(443);
-    let name = ServerName::try_from(host.clone()).map_err(|e| bad(format!("{host}: {e}")))?;
+    let shown = tls.server_name.clone().unwrap_or_else(|| host.clone());
+    let name = ServerName::try_from(shown.trim_end_matches('.').to_string())
+        .map_err(|e| bad(format!("{shown}: {e}")))?;
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
     tcp.set_nodelay(true)?;
-    let tls = tokio_rustls::TlsConnector::from(config)
+    let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
         .connect(name, tcp)
         .await?;
-    Ok(hyper_util::rt::TokioIo::new(tls))
+    Ok(hyper_util::rt::TokioIo::new(stream))
 }

@@ -98,7 +98,7 @@ async fn save(s: &Settings, store: &Store) -> Result<Saved, Error> {
             eprintln!("removed what an earlier failed run left: {removed}");
         }
     }
-    let endpoints = crate::client::endpoint_list(&s.p);
+    let endpoints = crate::client::endpoints(&s.p)?;
     if endpoints.is_empty() {
         return Err(Error::usage("--endpoints is empty"));
     }

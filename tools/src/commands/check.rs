@@ -237,7 +237,7 @@ async fn clean_up(f: &Parsed, conn: &Conn, prefix: &str) -> Result<(), Failure> 
         println!("Compacted with revision {rev}");
     }
     if f.bool("auto-defrag") {
-        for ep in crate::client::endpoint_list(f) {
+        for ep in crate::client::endpoints(f)? {
             let c = Conn::open_endpoint(f, &ep).await?;
             match MaintenanceClient::new(c.channel.clone())
                 .defragment(c.req(DefragmentRequest {}))
@@ -358,7 +358,7 @@ pub async fn run(sub: &str, f: &Parsed) -> Result<String, Failure> {
         "l" => 1_000_000,
         _ => 3_000_000,
     };
-    let ep = crate::client::endpoint_list(f)
+    let ep = crate::client::endpoints(f)?
         .into_iter()
         .next()
         .unwrap_or_default();

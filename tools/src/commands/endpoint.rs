@@ -14,11 +14,11 @@ pub const FLAGS: &[Spec] = &[
     flag("rev", Kind::Value, "0"),
 ];
 
-/// The endpoints to ask: `--endpoints`, or with `--cluster` every member's client URLs.
+/// The endpoints to ask: `--endpoints` as given (etcdctl skips DNS discovery here), or with
+/// `--cluster` every member's client URLs, asked of the (possibly discovered) endpoints.
 pub async fn endpoints(f: &Parsed) -> Result<Vec<String>, Failure> {
-    let given = crate::client::endpoint_list(f);
     if !f.bool("cluster") {
-        return Ok(given);
+        return Ok(crate::client::endpoint_list(f));
     }
     let conn = Conn::open(f).await?;
     let (_, ms) = super::member::members(&conn).await?;
@@ -141,27 +141,26 @@ async fn hashkv(f: &Parsed, format: Format) -> Result<String, Failure> {
 
 async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
     let mut rows = Vec::new();
+    let mut failed = false;
     for ep in endpoints(f).await? {
-        let conn = match conn_to(f, &ep).await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("Failed to get the status of endpoint {ep} ({})", e.message);
-                continue;
-            }
+        let res = match conn_to(f, &ep).await {
+            Ok(conn) => MaintenanceClient::new(conn.channel.clone())
+                .status(conn.req(StatusRequest {}))
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| status_message(&s)),
+            Err(e) => Err(e.message),
         };
-        match MaintenanceClient::new(conn.channel.clone())
-            .status(conn.req(StatusRequest {}))
-            .await
-        {
-            Ok(r) => rows.push((ep, r.into_inner())),
-            Err(s) => eprintln!(
-                "Failed to get the status of endpoint {ep} ({})",
-                status_message(&s)
-            ),
+        match res {
+            Ok(r) => rows.push((ep, r)),
+            Err(e) => {
+                eprintln!("Failed to get the status of endpoint {ep} ({e})");
+                failed = true;
+            }
         }
     }
     let member_id = |s: &StatusResponse| s.header.as_ref().map(|h| h.member_id).unwrap_or(0);
-    Ok(match format {
+    let out = match format {
         Format::Protobuf => return Err(format.unsupported()),
         Format::Json => {
             let items: Vec<String> = rows.iter().map(|(ep, s)| status_json(ep, s)).collect();
@@ -245,25 +244,13 @@ async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
                 )
             })
             .collect(),
-    })
-}
-
-/// Go's `time.Duration` string for sub-second durations (e.g. `1.244878ms`).
-fn go_duration(d: std::time::Duration) -> String {
-    let ns = d.as_nanos();
-    if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        trim(format!("{:.3}", ns as f64 / 1e3)) + "µs"
-    } else if ns < 1_000_000_000 {
-        trim(format!("{:.6}", ns as f64 / 1e6)) + "ms"
-    } else {
-        trim(format!("{:.9}", ns as f64 / 1e9)) + "s"
+    };
+    if failed {
+        // etcdctl prints the statuses it got, then exits 1 (the failures are said above).
+        super::print_now(&out);
+        return Err(Failure::error(""));
     }
-}
-
-fn trim(s: String) -> String {
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+    Ok(out)
 }
 
 /// One endpoint's health, as etcdctl's `epHealth`.
@@ -298,7 +285,7 @@ async fn health(f: &Parsed, format: Format) -> Result<String, Failure> {
                 ..Default::default()
             }))
             .await;
-        let took = go_duration(started.elapsed());
+        let took = printer::go_duration(started.elapsed());
         // Permission denied still means the read went through consensus.
         let error = match res {
             Ok(_) => String::new(),

@@ -17,7 +17,7 @@ pub async fn run(f: &Parsed, format: Format) -> Result<String, Failure> {
             f.args[0]
         ))
     })?;
-    let endpoints = crate::client::endpoint_list(f);
+    let endpoints = crate::client::endpoints(f)?;
     let mut leader = None;
     for ep in &endpoints {
         let conn = Conn::open_endpoint(f, ep).await?;

@@ -67,7 +67,7 @@ async fn save(f: &Parsed) -> Result<String, Failure> {
         return Err(Failure::bad_args("snapshot save expects one argument"));
     }
     let path = PathBuf::from(&f.args[0]);
-    let endpoints = crate::client::endpoint_list(f);
+    let endpoints = crate::client::endpoints(f)?;
     if endpoints.len() != 1 {
         return Err(interrupted(format!(
             "snapshot must be requested to one selected node, not multiple [{}]",
