@@ -37,6 +37,17 @@ fn mask(s: &str) -> String {
     out
 }
 
+/// Runs `args` through both etcdctls: how their outcomes differ (stdout masked).
+fn compare(args: &[&str]) -> Vec<String> {
+    let masked = |o: Outcome| (o.0, o.1, mask(&o.2), o.3);
+    differences(
+        &[masked(outcome(&real_etcdctl(), &[], args))],
+        &[masked(outcome(&our_etcdctl(), &[], args))],
+        "etcdctl 3.4.23",
+        "ours",
+    )
+}
+
 /// Every command path etcdctl 3.4.23 lists, as retcd's etcdctl has them.
 fn command_paths() -> Vec<String> {
     let help = outcome(&real_etcdctl(), &[], &["--help"]).2;
@@ -89,13 +100,7 @@ fn usage_texts_match_etcdctl() {
             cases.push([&["help"], words.as_slice()].concat());
         }
         for args in cases {
-            let want = outcome(&real_etcdctl(), &[], &args);
-            let got = outcome(&our_etcdctl(), &[], &args);
-            let (want, got) = (
-                (want.0, want.1, mask(&want.2), want.3),
-                (got.0, got.1, mask(&got.2), got.3),
-            );
-            diffs.extend(differences(&[want], &[got], "etcdctl 3.4.23", "ours"));
+            diffs.extend(compare(&args));
         }
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
@@ -127,13 +132,7 @@ fn flag_value_errors_match_etcdctl() {
     for args in cases {
         let mut a = vec!["--endpoints=127.0.0.1:1", "--dial-timeout=1s"];
         a.extend_from_slice(args);
-        let want = outcome(&real_etcdctl(), &[], &a);
-        let got = outcome(&our_etcdctl(), &[], &a);
-        let (want, got) = (
-            (want.0, want.1, mask(&want.2), want.3),
-            (got.0, got.1, mask(&got.2), got.3),
-        );
-        diffs.extend(differences(&[want], &[got], "etcdctl 3.4.23", "ours"));
+        diffs.extend(compare(&a));
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }

@@ -29,6 +29,37 @@ async fn conn_to(f: &Parsed, ep: &str) -> Result<Conn, Failure> {
     Conn::open_endpoint(f, ep).await
 }
 
+/// Asks each endpoint with `ask`: the answers, and the last failure (each one said on stderr
+/// as etcdctl says it: `Failed to get the <what> of endpoint EP (error)`).
+async fn ask_each<T, Fut>(
+    f: &Parsed,
+    what: &str,
+    ask: impl Fn(Conn) -> Fut,
+) -> Result<(Vec<(String, T)>, Option<String>), Failure>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut rows = Vec::new();
+    let mut failed = None;
+    for ep in endpoints(f).await? {
+        let res = match conn_to(f, &ep).await {
+            Ok(conn) => ask(conn)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| status_message(&s)),
+            Err(e) => Err(e.message),
+        };
+        match res {
+            Ok(r) => rows.push((ep, r)),
+            Err(e) => {
+                eprintln!("Failed to get the {what} of endpoint {ep} ({e})");
+                failed = Some(e);
+            }
+        }
+    }
+    Ok((rows, failed))
+}
+
 fn status_json(ep: &str, s: &StatusResponse) -> String {
     let status = Obj::default()
         .raw("header", header_json(&s.header))
@@ -70,25 +101,12 @@ async fn hashkv(f: &Parsed, format: Format) -> Result<String, Failure> {
         .get("rev")
         .parse()
         .map_err(|_| Failure::bad_args(format!("invalid argument {:?} for --rev", f.get("rev"))))?;
-    let mut rows = Vec::new();
-    let mut failed = None;
-    for ep in endpoints(f).await? {
-        let res = match conn_to(f, &ep).await {
-            Ok(conn) => MaintenanceClient::new(conn.channel.clone())
-                .hash_kv(conn.req(HashKvRequest { revision }))
-                .await
-                .map(|r| r.into_inner())
-                .map_err(|s| status_message(&s)),
-            Err(e) => Err(e.message),
-        };
-        match res {
-            Ok(r) => rows.push((ep, r)),
-            Err(e) => {
-                eprintln!("Failed to get the hash of endpoint {ep} ({e})");
-                failed = Some(e);
-            }
-        }
-    }
+    let (rows, failed) = ask_each(f, "hash", |conn| async move {
+        MaintenanceClient::new(conn.channel.clone())
+            .hash_kv(conn.req(HashKvRequest { revision }))
+            .await
+    })
+    .await?;
     let out = match format {
         Format::Json => {
             let items: Vec<String> = rows
@@ -140,25 +158,12 @@ async fn hashkv(f: &Parsed, format: Format) -> Result<String, Failure> {
 }
 
 async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
-    let mut rows = Vec::new();
-    let mut failed = false;
-    for ep in endpoints(f).await? {
-        let res = match conn_to(f, &ep).await {
-            Ok(conn) => MaintenanceClient::new(conn.channel.clone())
-                .status(conn.req(StatusRequest {}))
-                .await
-                .map(|r| r.into_inner())
-                .map_err(|s| status_message(&s)),
-            Err(e) => Err(e.message),
-        };
-        match res {
-            Ok(r) => rows.push((ep, r)),
-            Err(e) => {
-                eprintln!("Failed to get the status of endpoint {ep} ({e})");
-                failed = true;
-            }
-        }
-    }
+    let (rows, failed) = ask_each(f, "status", |conn| async move {
+        MaintenanceClient::new(conn.channel.clone())
+            .status(conn.req(StatusRequest {}))
+            .await
+    })
+    .await?;
     let member_id = |s: &StatusResponse| s.header.as_ref().map(|h| h.member_id).unwrap_or(0);
     let out = match format {
         Format::Protobuf => return Err(format.unsupported()),
@@ -245,7 +250,7 @@ async fn status(f: &Parsed, format: Format) -> Result<String, Failure> {
             })
             .collect(),
     };
-    if failed {
+    if failed.is_some() {
         // etcdctl prints the statuses it got, then exits 1 (the failures are said above).
         super::print_now(&out);
         return Err(Failure::error(""));
