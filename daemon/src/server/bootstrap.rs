@@ -151,6 +151,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         cfg,
         member_id,
         cluster_id: cid,
+        forwarder: super::forward::Forwarder::start(peers.clone(), cid, request_timeout),
         peers,
         watch,
         lessor,

@@ -5,6 +5,7 @@ mod auth;
 pub mod bootstrap;
 pub mod compactor;
 pub mod corrupt;
+mod forward;
 mod leases;
 pub mod maintenance;
 mod membership;
@@ -66,6 +67,8 @@ pub struct EtcdServer {
     reads: reads::ReadCoalescer,
     /// Read indexes followers ask of this member as leader.
     leader_reads: reads::ReadCoalescer,
+    /// Writes sent on to the leader, batched.
+    forwarder: forward::Forwarder,
 }
 
 impl EtcdServer {
@@ -233,6 +236,21 @@ impl EtcdServer {
             return self.route_membership_change(req, deadline).await;
         }
         loop {
+            // A follower that knows the leader sends the write there at once (asking raft
+            // first would only cost a round through its core to learn the same).
+            if let Some((id, node)) = self.known_leader_elsewhere() {
+                match self
+                    .forwarder
+                    .forward(id, &node, req.clone(), deadline)
+                    .await
+                {
+                    Err(EtcdError::NotLeader) => {
+                        self.pause_for_leader(Some(id), deadline).await?;
+                        continue;
+                    }
+                    other => return other,
+                }
+            }
             let res =
                 tokio::time::timeout_at(deadline, self.raft.client_write(Pb(req.clone()))).await;
             match res {
@@ -241,7 +259,11 @@ impl EtcdServer {
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                     match (f.leader_id, f.leader_node) {
                         (Some(id), Some(node)) => {
-                            match self.forward(id, &node, req.clone(), deadline).await {
+                            match self
+                                .forwarder
+                                .forward(id, &node, req.clone(), deadline)
+                                .await
+                            {
                                 Err(EtcdError::NotLeader) => {
                                     self.pause_for_leader(Some(id), deadline).await?
                                 }
@@ -257,6 +279,18 @@ impl EtcdServer {
                 Ok(Err(RaftError::Fatal(_))) => return Err(EtcdError::Stopped),
             }
         }
+    }
+
+    /// The leader and its node, when it is known and another member.
+    fn known_leader_elsewhere(&self) -> Option<(u64, MemberNode)> {
+        let m = self.raft_metrics.borrow();
+        let leader = m.current_leader.filter(|l| *l != self.member_id)?;
+        let node = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()?;
+        Some((leader, node))
     }
 
     /// Runs a membership change on the leader: here, or forwarded to it.

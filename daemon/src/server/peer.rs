@@ -14,9 +14,9 @@ use tonic::{Request, Response, Status, Streaming};
 use super::EtcdServer;
 use crate::api::retcdpeerpb::peer_server::{Peer, PeerServer};
 use crate::api::retcdpeerpb::{
-    LeaseAnswer, LeaseQuery, MembersRequest, MembersResponse, ProposeRequest, ProposeResponse,
-    RaftMessage, ReadIndexRequest, ReadIndexResponse, SnapshotChunk, TimeoutNowRequest,
-    TimeoutNowResponse,
+    LeaseAnswer, LeaseQuery, MembersRequest, MembersResponse, ProposeBatchRequest,
+    ProposeBatchResponse, ProposeRequest, ProposeResponse, RaftMessage, ReadIndexRequest,
+    ReadIndexResponse, SnapshotChunk, TimeoutNowRequest, TimeoutNowResponse,
 };
 use crate::cluster::MemberNode;
 use crate::raft::network::MAX_PEER_MESSAGE;
@@ -205,6 +205,36 @@ impl Peer for PeerService {
                 },
             },
         ))
+    }
+
+    async fn propose_batch(
+        &self,
+        r: Request<ProposeBatchRequest>,
+    ) -> Result<Response<ProposeBatchResponse>, Status> {
+        let p = r.into_inner();
+        self.check_cluster(p.cluster_id)?;
+        // All proposed at once (in order), so they share the leader's log appends.
+        let answers = futures::future::join_all(
+            p.requests
+                .into_iter()
+                .map(|req| self.server.propose_as_leader(req)),
+        )
+        .await;
+        Ok(Response::new(ProposeBatchResponse {
+            responses: answers
+                .into_iter()
+                .map(|a| match a {
+                    Ok(resp) => ProposeResponse {
+                        response: Some(resp),
+                        error: Vec::new(),
+                    },
+                    Err(e) => ProposeResponse {
+                        response: None,
+                        error: encode_err(&e),
+                    },
+                })
+                .collect(),
+        }))
     }
 
     async fn read_index(
