@@ -123,7 +123,15 @@ async fn run(args: Vec<String>) -> Result<String, Failure> {
         Some(shell) if name == "completion" => format!("completion {shell}"),
         _ => name.clone(),
     };
-    let specs: Vec<Spec> = flags::GLOBAL.iter().chain(own.iter()).copied().collect();
+    // A group's subcommands share a flag table; each takes only the flags it shows.
+    let specs: Vec<Spec> = flags::GLOBAL
+        .iter()
+        .chain(
+            own.iter()
+                .filter(|s| commands::help::shows(&usage_path, s.name)),
+        )
+        .copied()
+        .collect();
     let f = flags::parse(&rest, &specs, &env)
         .and_then(|f| commands::help::check_values(&name, &f).map(|()| f))
         .map_err(|e| {

@@ -42,6 +42,42 @@ const OWN_COMMANDS: &[CommandHelp] = &[CommandHelp {
 /// Flags of this etcdctl that etcdctl 3.4.23 does not have, by command.
 const OWN_FLAGS: &[(&str, FlagHelp)] = &[
     (
+        "get",
+        FlagHelp {
+            short: None,
+            name: "count-only",
+            value: "[=false]",
+            usage: "Get only the number of matching keys",
+        },
+    ),
+    (
+        "snapshot restore",
+        FlagHelp {
+            short: None,
+            name: "bump-revision",
+            value: "=0",
+            usage: "Raise the restored revision by this much (needs --mark-compacted when not 0)",
+        },
+    ),
+    (
+        "snapshot restore",
+        FlagHelp {
+            short: None,
+            name: "mark-compacted",
+            value: "[=false]",
+            usage: "Mark the restored revision as compacted, so watchers resume from it",
+        },
+    ),
+    (
+        "watch",
+        FlagHelp {
+            short: None,
+            name: "progress-notify",
+            value: "[=false]",
+            usage: "Ask the server for periodic progress notifications",
+        },
+    ),
+    (
         "make-mirror",
         FlagHelp {
             short: None,
@@ -282,6 +318,12 @@ fn shown_flags(path: &str) -> Vec<&'static FlagHelp> {
     v
 }
 
+/// Whether command `path` has flag `name` (its own, its group's or a global one). Commands of
+/// one group share a flag table in the parser; this keeps each to the flags it shows.
+pub fn shows(path: &str, name: &str) -> bool {
+    name == "help" || shown_flags(path).iter().any(|f| f.name == name)
+}
+
 /// pflag checks a flag's value against its type as it parses: the same errors, word for
 /// word (`invalid argument "abc" for "--limit" flag: strconv.ParseInt: ...`).
 pub fn check_values(path: &str, f: &crate::flags::Parsed) -> Result<(), String> {
@@ -418,6 +460,35 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "shown but not accepted: {missing:?}");
+    }
+
+    /// No flag the parser has for a command is unreachable: each is shown (so accepted) by
+    /// some command that uses that flag table.
+    #[test]
+    fn every_parsed_flag_is_shown_somewhere() {
+        let mut hidden = Vec::new();
+        for c in COMMANDS.iter().chain(OWN_COMMANDS.iter()) {
+            let path = if c.path.starts_with("completion ") {
+                "completion"
+            } else {
+                c.path
+            };
+            let Some(own) = crate::etcdctl::command_flags(path) else {
+                continue;
+            };
+            let group = path.split(' ').next().unwrap_or("");
+            for s in own {
+                let anywhere = COMMANDS
+                    .iter()
+                    .chain(OWN_COMMANDS.iter())
+                    .filter(|d| d.path == group || d.path.starts_with(&format!("{group} ")))
+                    .any(|d| shows(d.path, s.name));
+                if !anywhere {
+                    hidden.push(format!("{path} --{}", s.name));
+                }
+            }
+        }
+        assert!(hidden.is_empty(), "parsed but never shown: {hidden:?}");
     }
 
     #[test]
