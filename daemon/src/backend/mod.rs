@@ -19,6 +19,7 @@ const CFS: [&str; 4] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_KV, CF_META];
 /// Write-ahead logs kept for reuse, and how much a new database writes to have the first.
 const WAL_RECYCLE: usize = 2;
 const WAL_PRIME_MIB: u32 = 64;
+const WAL_PRIME_MARKER: &str = "wal-prime";
 
 /// Where the database of a data dir lives.
 pub fn db_path(data_dir: &Path) -> PathBuf {
@@ -97,24 +98,29 @@ impl Backend {
     /// that grows makes each of those also write the file's inode (its size changed); a log
     /// reused in place (`recycle_log_file_num`) is overwritten within its old size, so the
     /// sync writes data only — what etcd gets from its preallocated 64 MB WAL segments. A new
-    /// database has no log to reuse yet: this writes 64 MiB of filler through the log,
+    /// database has no log to reuse yet: this writes 64 MiB of log-only records (RocksDB's
+    /// `LogData`: in the log, never in a memtable, so they cost no memory) and a marker key,
     /// flushes (which switches to a new log and keeps the old one for reuse) and deletes the
-    /// filler again. Later logs are recycled as they retire.
+    /// marker again. Later logs are recycled as they retire.
     fn prime_wal(&self) -> Result<()> {
         let cf = self
             .db
             .cf_handle("default")
             .ok_or_else(|| BackendError::Other("column family default missing".into()))?;
         let chunk = vec![0u8; 1 << 20];
-        for i in 0..WAL_PRIME_MIB {
+        for _ in 0..WAL_PRIME_MIB {
             let mut b = WriteBatch::default();
-            b.put_cf(cf, format!("wal-prime-{i:03}"), &chunk);
+            b.put_log_data(&chunk);
             self.db.write(b).ctx("prime the write-ahead log")?;
         }
+        // The flush needs something to flush before it switches logs.
+        let mut b = WriteBatch::default();
+        b.put_cf(cf, WAL_PRIME_MARKER, b"");
+        self.db.write(b).ctx("prime the write-ahead log")?;
         self.db.flush_wal(true).ctx("prime the write-ahead log")?;
         self.db.flush_cf(cf).ctx("prime the write-ahead log")?;
         self.db
-            .delete_range_cf(cf, "wal-prime-", "wal-prime.")
+            .delete_cf(cf, WAL_PRIME_MARKER)
             .ctx("prime the write-ahead log")?;
         self.db.flush_cf(cf).ctx("prime the write-ahead log")?;
         self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);

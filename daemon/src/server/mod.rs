@@ -318,7 +318,11 @@ impl EtcdServer {
                         .get_node(&l)
                         .cloned();
                     match node {
-                        Some(node) => self.forward(l, &node, req.clone(), deadline).await,
+                        Some(node) => {
+                            self.forwarder
+                                .forward(l, &node, req.clone(), deadline)
+                                .await
+                        }
                         None => Err(EtcdError::NotLeader),
                     }
                 }
@@ -328,30 +332,6 @@ impl EtcdServer {
                 other => return other,
             }
         }
-    }
-
-    async fn forward(
-        &self,
-        leader: u64,
-        node: &MemberNode,
-        req: InternalRequest,
-        deadline: tokio::time::Instant,
-    ) -> Result<InternalResponse, EtcdError> {
-        let mut client = self
-            .peers
-            .client(leader, node)
-            .map_err(EtcdError::Internal)?;
-        let mut r = tonic::Request::new(crate::api::retcdpeerpb::ProposeRequest {
-            cluster_id: self.cluster_id,
-            request: Some(req),
-        });
-        r.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        let resp = client.propose(r).await.map_err(peer_status)?.into_inner();
-        if !resp.error.is_empty() {
-            return Err(decode_peer_error(&resp.error));
-        }
-        resp.response
-            .ok_or_else(|| EtcdError::Internal("leader returned no response".into()))
     }
 
     /// Proposes a request forwarded by a follower: only the leader accepts it.

@@ -88,6 +88,22 @@ fn encode_err(e: &crate::error::EtcdError) -> Vec<u8> {
     bincode::serialize(e).unwrap_or_default()
 }
 
+/// A proposal's outcome as the peer protocol carries it.
+fn propose_response(
+    r: Result<crate::api::retcdpb::InternalResponse, crate::error::EtcdError>,
+) -> ProposeResponse {
+    match r {
+        Ok(resp) => ProposeResponse {
+            response: Some(resp),
+            error: Vec::new(),
+        },
+        Err(e) => ProposeResponse {
+            response: None,
+            error: encode_err(&e),
+        },
+    }
+}
+
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(
@@ -193,18 +209,9 @@ impl Peer for PeerService {
         let req = p
             .request
             .ok_or_else(|| Status::invalid_argument("propose without a request"))?;
-        Ok(Response::new(
-            match self.server.propose_as_leader(req).await {
-                Ok(resp) => ProposeResponse {
-                    response: Some(resp),
-                    error: Vec::new(),
-                },
-                Err(e) => ProposeResponse {
-                    response: None,
-                    error: encode_err(&e),
-                },
-            },
-        ))
+        Ok(Response::new(propose_response(
+            self.server.propose_as_leader(req).await,
+        )))
     }
 
     async fn propose_batch(
@@ -221,19 +228,7 @@ impl Peer for PeerService {
         )
         .await;
         Ok(Response::new(ProposeBatchResponse {
-            responses: answers
-                .into_iter()
-                .map(|a| match a {
-                    Ok(resp) => ProposeResponse {
-                        response: Some(resp),
-                        error: Vec::new(),
-                    },
-                    Err(e) => ProposeResponse {
-                        response: None,
-                        error: encode_err(&e),
-                    },
-                })
-                .collect(),
+            responses: answers.into_iter().map(propose_response).collect(),
         }))
     }
 
