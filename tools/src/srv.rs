@@ -220,13 +220,13 @@ mod tests {
         r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         r.extend_from_slice(&rdata);
         assert_eq!(
-            parse(&r).unwrap(),
-            vec![Srv {
+            parse(&r),
+            Ok(vec![Srv {
                 priority: 10,
                 weight: 5,
                 port: 2379,
                 target: "m1.ex.com.".into()
-            }]
+            }])
         );
     }
 }
