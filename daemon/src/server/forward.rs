@@ -1,8 +1,9 @@
 //! Writes a follower forwards to the leader travel in batches: every proposal that queued
 //! while earlier batches were on their way goes out in the next one (up to `MAX_BATCH`, at most
-//! `IN_FLIGHT` batches at once). Under load one peer RPC carries many proposals, as etcd's
+//! `IN_FLIGHT` batches at once per leader). Under load one peer RPC carries many proposals, as etcd's
 //! raft messages carry many MsgProp; a lone write still goes at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +65,29 @@ impl Forwarder {
     }
 }
 
+/// Hands each write to the batcher of its leader, so writes for a new leader never wait
+/// behind batches still stuck on an old one (a partitioned leader holds them until the RPC
+/// times out).
 async fn run(
+    peers: Peers,
+    cluster_id: u64,
+    timeout: Duration,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
+    let mut batchers: HashMap<u64, mpsc::UnboundedSender<Pending>> = HashMap::new();
+    while let Some(p) = rx.recv().await {
+        let tx = batchers.entry(p.leader).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(batch_for_one_leader(peers.clone(), cluster_id, timeout, rx));
+            tx
+        });
+        if let Err(mpsc::error::SendError(p)) = tx.send(p) {
+            let _ = p.done.send(Err(EtcdError::Stopped));
+        }
+    }
+}
+
+async fn batch_for_one_leader(
     peers: Peers,
     cluster_id: u64,
     timeout: Duration,
@@ -85,14 +108,7 @@ async fn run(
         }
         let peers = peers.clone();
         tokio::spawn(async move {
-            // After a leader change, the queue may hold writes for two leaders.
-            while !batch.is_empty() {
-                let leader = batch[0].leader;
-                let (this, rest): (Vec<Pending>, Vec<Pending>) =
-                    batch.into_iter().partition(|p| p.leader == leader);
-                batch = rest;
-                send(&peers, cluster_id, timeout, this).await;
-            }
+            send(&peers, cluster_id, timeout, batch).await;
             drop(slot);
         });
     }
