@@ -201,11 +201,8 @@ fn usage_text(path: &str, help_flag: bool) -> String {
             super::version::ETCDCTL_VERSION
         ));
     }
-    let has_subs = COMMANDS
-        .iter()
-        .chain(OWN_COMMANDS.iter())
-        .any(|c| c.path != path && (path.is_empty() || c.path.starts_with(&format!("{path} "))));
-    if has_subs {
+    // A command group (or etcdctl itself) is what has runnable commands below it.
+    if !subs.is_empty() {
         t.push_str(&format!(
             "\nAPI VERSION:\n\t{}\n",
             super::version::API_VERSION
