@@ -140,6 +140,18 @@ def workloads(scale):
     ]
 
 
+def print_table(chosen, results):
+    print()
+    print("| workload | etcd req/s | retcd req/s | ratio (ours/etcd) | etcd p99 ms | retcd p99 ms | p99 ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, _ in chosen:
+        e, o = results[(name, "etcd")], results[(name, "retcd")]
+        er, orr = statistics.median(x[0] for x in e), statistics.median(x[0] for x in o)
+        ep, op = statistics.median(x[1] for x in e), statistics.median(x[1] for x in o)
+        print(f"| {name} | {er:.0f} | {orr:.0f} | {orr / er:.2f} | {ep * 1000:.2f} | "
+              f"{op * 1000:.2f} | {op / ep:.2f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     target = os.environ.get("CARGO_TARGET_DIR", "/var/cache/retcd-target")
@@ -185,15 +197,8 @@ def main():
                 finally:
                     c.stop()
                     shutil.rmtree(d, ignore_errors=True)
-        print()
-        print("| workload | etcd req/s | retcd req/s | ratio (ours/etcd) | etcd p99 ms | retcd p99 ms | p99 ratio |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for name, _ in chosen:
-            e, o = results[(name, "etcd")], results[(name, "retcd")]
-            er, orr = statistics.median(x[0] for x in e), statistics.median(x[0] for x in o)
-            ep, op = statistics.median(x[1] for x in e), statistics.median(x[1] for x in o)
-            print(f"| {name} | {er:.0f} | {orr:.0f} | {orr / er:.2f} | {ep * 1000:.2f} | "
-                  f"{op * 1000:.2f} | {op / ep:.2f} |")
+        if a.rounds > 0:
+            print_table(chosen, results)
         if a.keys > 0:
             print()
             print(f"| {a.keys} keys (8-byte keys, 256-byte values) | etcd | retcd | ratio |")

@@ -21,13 +21,27 @@ const WAL_RECYCLE: usize = 2;
 const WAL_PRIME_MIB: u32 = 64;
 const WAL_PRIME_MARKER: &str = "wal-prime";
 
-/// Options of every column family. Memtables take memory in arena blocks; RocksDB's default
+/// Options of a column family. Memtables take memory in arena blocks; RocksDB's default
 /// block (1 MiB here) would count as "in use" for the backend quota as soon as one small write
 /// lands in a family, so small quotas would trip early. 64 KiB keeps the estimate close to the
 /// data.
-fn cf_options() -> Options {
+///
+/// Memtable sizes bound the memory RocksDB holds for writes not yet flushed (up to two per
+/// family: the one filling and the one flushing). RocksDB's default, 64 MiB per family, let a
+/// member hold ~130 MiB of memtables after 200k puts — raft entries and their MVCC records
+/// both — more than the key index and the rest of the member together. The raft log is read
+/// back only by lagging followers (recent entries come from the in-memory tail) and purged in
+/// ranges; `meta` and `raft_state` hold a few keys rewritten at every apply and append, whose
+/// memtables would otherwise fill with superseded versions.
+fn cf_options(name: &str) -> Options {
     let mut o = Options::default();
     o.set_arena_block_size(64 << 10);
+    let mib = match name {
+        CF_KV => 16,
+        CF_RAFT_LOG => 8,
+        _ => 1,
+    };
+    o.set_write_buffer_size(mib << 20);
     o
 }
 
@@ -94,7 +108,7 @@ impl Backend {
         let fresh = !path.join("CURRENT").exists();
         let cfs = CFS
             .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, cf_options()));
+            .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
         let db = DB::open_cf_descriptors(&opts, &path, cfs)
             .ctx(&format!("open database {}", path.display()))?;
         let backend = Backend { db, sync, path };

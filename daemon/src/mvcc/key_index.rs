@@ -4,19 +4,26 @@
 
 use std::collections::HashSet;
 
+use smallvec::{smallvec, SmallVec};
+
 use super::Revision;
+
+/// Most keys have one generation, and most generations few revisions: both inline (a key
+/// index with one revision is 56 bytes and no allocation of its own).
+pub type Revisions = SmallVec<[Revision; 1]>;
+pub type Generations = SmallVec<[Generation; 1]>;
 
 #[derive(Debug, Clone, Default)]
 pub struct Generation {
     /// Number of revisions in the generation (puts, and the closing tombstone).
     pub ver: i64,
     pub created: Revision,
-    pub revs: Vec<Revision>,
+    pub revs: Revisions,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct KeyIndex {
-    pub generations: Vec<Generation>,
+    pub generations: Generations,
 }
 
 /// What a key looked like at a revision.
@@ -41,7 +48,7 @@ impl KeyIndex {
             None => self.generations.push(Generation {
                 ver: 1,
                 created: rev,
-                revs: vec![rev],
+                revs: smallvec![rev],
             }),
         }
     }

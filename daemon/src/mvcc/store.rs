@@ -65,7 +65,7 @@ pub struct RangeResult {
 }
 
 pub(super) struct Inner {
-    index: BTreeMap<Vec<u8>, KeyIndex>,
+    index: BTreeMap<Box<[u8]>, KeyIndex>,
     /// Keys and their leases as found when loading (taken once by the lessor).
     attached: Vec<(Vec<u8>, i64)>,
     current_rev: i64,
@@ -73,7 +73,7 @@ pub(super) struct Inner {
 }
 
 fn load_inner(backend: &Backend) -> Result<Inner, BackendError> {
-    let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
+    let mut index: BTreeMap<Box<[u8]>, KeyIndex> = BTreeMap::new();
     let mut last_rev = 0i64;
     let mut leases: HashMap<Vec<u8>, i64> = HashMap::new();
     {
@@ -83,7 +83,7 @@ fn load_inner(backend: &Backend) -> Result<Inner, BackendError> {
             let rev =
                 Revision::decode(&k).ok_or_else(|| BackendError::Other("corrupt kv key".into()))?;
             let (kind, kv) = decode_value(&v).map_err(|e| BackendError::Other(e.to_string()))?;
-            let ki = index.entry(kv.key.clone()).or_default();
+            let ki = index.entry(kv.key.as_slice().into()).or_default();
             if kind == KIND_TOMBSTONE {
                 leases.remove(&kv.key);
             } else if kv.lease != 0 {
@@ -594,12 +594,15 @@ impl RevTxn<'_, '_> {
             lease,
         };
         self.record(rev, KIND_PUT, kv)?;
-        self.txn
-            .inner
-            .index
-            .entry(key.to_vec())
-            .or_default()
-            .put(rev);
+        let index = &mut self.txn.inner.index;
+        match index.get_mut(key) {
+            Some(ki) => ki.put(rev),
+            None => {
+                let mut ki = KeyIndex::default();
+                ki.put(rev);
+                index.insert(key.into(), ki);
+            }
+        }
         Ok(prev)
     }
 
@@ -614,7 +617,7 @@ impl RevTxn<'_, '_> {
                 ..Default::default()
             };
             self.record(rev, KIND_TOMBSTONE, tomb)?;
-            if let Some(ki) = self.txn.inner.index.get_mut(&prev.key) {
+            if let Some(ki) = self.txn.inner.index.get_mut(prev.key.as_slice()) {
                 ki.tombstone(rev);
             }
         }
