@@ -45,8 +45,13 @@ impl<'de, T: Message + Default> Deserialize<'de> for Pb<T> {
 
 /// What a member proposes.
 pub type Request = Pb<InternalRequest>;
-/// What applying it returned: the response, or etcd's error.
-pub type Response = Result<Pb<InternalResponse>, EtcdError>;
+/// What applying an entry returned: the response or etcd's error — one for each request of a
+/// batch entry (`InternalBatch`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    One(Result<Pb<InternalResponse>, EtcdError>),
+    Batch(Vec<Result<Pb<InternalResponse>, EtcdError>>),
+}
 
 /// A snapshot handle. The state machine is persistent in RocksDB, so the snapshot openraft
 /// builds for log compaction records only the applied point (`dir` is None). A snapshot sent

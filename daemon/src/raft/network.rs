@@ -30,6 +30,31 @@ use crate::cluster::MemberNode;
 /// Largest peer message (a batch of log entries or a snapshot chunk).
 pub const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+/// Entries one AppendEntries carries at most (bytes, encoded), whatever openraft's entry
+/// count: with batch entries of several MiB a full payload would pass `MAX_PEER_MESSAGE`.
+const APPEND_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Keeps the longest prefix of `rpc`'s entries within `APPEND_BYTES` (at least one entry);
+/// returns the last entry kept when some were left for the next request.
+fn limit_append(rpc: &mut AppendEntriesRequest<TypeConfig>) -> Option<super::LogId> {
+    let mut bytes = 0u64;
+    let mut keep = 0;
+    for e in &rpc.entries {
+        bytes += bincode::serialized_size(e).unwrap_or(0);
+        if keep > 0 && bytes > APPEND_BYTES {
+            break;
+        }
+        keep += 1;
+    }
+    if keep == rpc.entries.len() {
+        return None;
+    }
+    rpc.entries.truncate(keep);
+    let last = rpc.entries.last().map(|e| e.log_id)?;
+    // The follower must not learn a commit point beyond what it holds from this leader.
+    rpc.leader_commit = rpc.leader_commit.min(Some(last));
+    Some(last)
+}
 
 /// gRPC clients to peers, by member ID, reused across calls.
 #[derive(Clone)]
@@ -237,6 +262,8 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcErr<RaftError<u64>>> {
         let ttl = option.hard_ttl();
+        let mut rpc = rpc;
+        let partial = limit_append(&mut rpc);
         let mut req = self.message(encode(&rpc)?);
         req.set_timeout(ttl);
         let resp = self
@@ -246,7 +273,14 @@ impl RaftNetwork<TypeConfig> for PeerConn {
             .map_err(|s| self.failed(s, ttl))?;
         self.peers.contacted(self.target);
         let r: Result<AppendEntriesResponse<u64>, RaftError<u64>> = decode(&resp.get_ref().data)?;
-        r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        match r {
+            // openraft sends the rest next.
+            Ok(AppendEntriesResponse::Success) if partial.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(partial))
+            }
+            Ok(r) => Ok(r),
+            Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+        }
     }
 
     async fn vote(
@@ -357,4 +391,58 @@ async fn stream_checkpoint(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::etcdserverpb::PutRequest;
+    use crate::api::retcdpb::{internal_request, InternalRequest};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+    fn entry(index: u64, value_len: usize) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(2, 1), index),
+            payload: EntryPayload::Normal(super::super::Pb(InternalRequest {
+                request: Some(internal_request::Request::Put(PutRequest {
+                    key: b"k".to_vec(),
+                    value: vec![0; value_len],
+                    ..Default::default()
+                })),
+                auth_revision: 0,
+            })),
+        }
+    }
+
+    fn request(sizes: &[usize]) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(2, 1),
+            prev_log_id: None,
+            entries: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| entry(i as u64 + 1, *s))
+                .collect(),
+            leader_commit: Some(LogId::new(CommittedLeaderId::new(2, 1), sizes.len() as u64)),
+        }
+    }
+
+    #[test]
+    fn append_requests_stay_within_their_byte_budget() {
+        let mut small = request(&[100; 1000]);
+        assert_eq!(limit_append(&mut small), None);
+        assert_eq!(small.entries.len(), 1000);
+
+        let mb = 1 << 20;
+        let mut big = request(&[12 * mb, 12 * mb, 12 * mb, 1]);
+        let last = limit_append(&mut big);
+        assert_eq!(big.entries.len(), 2);
+        assert_eq!(last.map(|l| l.index), Some(2));
+        assert_eq!(big.leader_commit.map(|l| l.index), Some(2));
+
+        // One entry alone above the budget still goes.
+        let mut huge = request(&[40 * mb, 1]);
+        assert_eq!(limit_append(&mut huge).map(|l| l.index), Some(1));
+        assert_eq!(huge.entries.len(), 1);
+    }
 }

@@ -10,6 +10,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, Snapsho
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, StoredMembership};
 
 use super::{io_err, LogId, Pb, Response, SnapshotData, StorageError, TypeConfig};
+use crate::api::retcdpb::internal_request::Request as Rq;
 use crate::api::retcdpb::InternalResponse;
 use crate::apply;
 use crate::cluster::MemberNode;
@@ -120,12 +121,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             self.applied = Some(entry.log_id);
             match entry.payload {
-                EntryPayload::Blank => out.push(Ok(Pb(InternalResponse::default()))),
-                EntryPayload::Normal(req) => {
-                    out.push(
-                        apply::apply(&mut txn, req.0, &self.lessor, &self.alarms, &self.auth)
-                            .map(Pb),
-                    );
+                EntryPayload::Blank => out.push(Response::One(Ok(Pb(InternalResponse::default())))),
+                EntryPayload::Normal(Pb(req)) => {
+                    let mut one = |r| {
+                        apply::apply(&mut txn, r, &self.lessor, &self.alarms, &self.auth).map(Pb)
+                    };
+                    out.push(match req.request {
+                        Some(Rq::Batch(b)) => {
+                            Response::Batch(b.requests.into_iter().map(&mut one).collect())
+                        }
+                        _ => Response::One(one(req)),
+                    });
                 }
                 EntryPayload::Membership(m) => {
                     // A removed member's published attributes go with it.
@@ -142,7 +148,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
                     membership_changed = true;
-                    out.push(Ok(Pb(InternalResponse::default())));
+                    out.push(Response::One(Ok(Pb(InternalResponse::default()))));
                 }
             }
         }

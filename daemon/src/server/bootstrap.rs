@@ -145,6 +145,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         raft_metrics: raft.metrics(),
         reads: super::reads::ReadCoalescer::new(indexer),
         leader_reads: super::reads::ReadCoalescer::new(leader_only),
+        proposer: super::propose::Proposer::new(raft.clone()),
         raft,
         store,
         request_timeout,

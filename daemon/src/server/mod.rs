@@ -11,6 +11,7 @@ pub mod maintenance;
 mod membership;
 pub mod metrics;
 pub mod peer;
+mod propose;
 mod reads;
 mod transfer;
 pub mod validate;
@@ -40,7 +41,7 @@ use crate::config::Config;
 use crate::error::EtcdError;
 use crate::mvcc::Store;
 use crate::raft::network::Peers;
-use crate::raft::{Pb, Raft};
+use crate::raft::Raft;
 use crate::version::ETCD_SERVER_VERSION;
 
 pub struct EtcdServer {
@@ -69,6 +70,8 @@ pub struct EtcdServer {
     leader_reads: reads::ReadCoalescer,
     /// Writes sent on to the leader, batched.
     forwarder: forward::Forwarder,
+    /// Writes proposed on this member's raft, batched.
+    proposer: propose::Proposer,
 }
 
 impl EtcdServer {
@@ -251,11 +254,10 @@ impl EtcdServer {
                     other => return other,
                 }
             }
-            let res =
-                tokio::time::timeout_at(deadline, self.raft.client_write(Pb(req.clone()))).await;
+            let res = tokio::time::timeout_at(deadline, self.proposer.write(req.clone())).await;
             match res {
                 Err(_) => return Err(EtcdError::Timeout),
-                Ok(Ok(resp)) => return resp.data.map(|p| p.0),
+                Ok(Ok(resp)) => return resp,
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                     match (f.leader_id, f.leader_node) {
                         (Some(id), Some(node)) => {
@@ -347,10 +349,10 @@ impl EtcdServer {
                 return self.change_members(r.clone()).await;
             }
         }
-        let res = tokio::time::timeout(self.request_timeout, self.raft.client_write(Pb(req))).await;
+        let res = tokio::time::timeout(self.request_timeout, self.proposer.write(req)).await;
         match res {
             Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok(resp)) => resp.data.map(|p| p.0),
+            Ok(Ok(resp)) => resp,
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
                 Err(EtcdError::NotLeader)
             }
