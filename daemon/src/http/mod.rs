@@ -146,6 +146,14 @@ fn render_metrics(s: &EtcdServer) -> String {
     );
     metric(
         &mut o,
+        "retcd_server_proposals_batched_total",
+        "counter",
+        "The total number of writes proposed as part of a batch raft entry (retcd only).",
+        "",
+        s.proposals_batched(),
+    );
+    metric(
+        &mut o,
         "etcd_server_id",
         "gauge",
         "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",

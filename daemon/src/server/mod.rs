@@ -100,6 +100,11 @@ impl EtcdServer {
         self.peers.wait_removed().await
     }
 
+    /// Writes this member proposed as part of a batch entry (as leader).
+    pub fn proposals_batched(&self) -> u64 {
+        self.proposer.batched()
+    }
+
     pub fn max_request_bytes(&self) -> usize {
         self.cfg.max_request_bytes as usize
     }

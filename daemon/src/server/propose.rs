@@ -5,6 +5,7 @@
 //! load one log append, one fsync and one replicated entry carry many writes, as etcd's raft
 //! loop writes every proposal of a round with one WAL sync; a lone write is not delayed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -40,6 +41,8 @@ struct Queue {
 struct Inner {
     raft: Raft,
     queue: Mutex<Queue>,
+    /// Writes that went into raft as part of a batch entry (`/metrics`).
+    batched: AtomicU64,
 }
 
 /// Proposes writes on this member's raft (which must lead; otherwise each write gets
@@ -55,8 +58,14 @@ impl Proposer {
             inner: Arc::new(Inner {
                 raft,
                 queue: Mutex::new(Queue::default()),
+                batched: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// How many writes were proposed as part of a batch entry so far.
+    pub fn batched(&self) -> u64 {
+        self.inner.batched.load(Ordering::Relaxed)
     }
 
     /// Proposes `req` and waits until it is applied.
@@ -112,7 +121,7 @@ impl Drop for Slot {
 /// Proposes batches until the queue is empty, then gives the slot back.
 async fn run(inner: Arc<Inner>, mut batch: Vec<Waiting>) {
     loop {
-        propose(&inner.raft, batch).await;
+        propose(&inner, batch).await;
         let mut q = inner.queue.lock();
         match take_batch(&mut q.waiting) {
             Some(b) => batch = b,
@@ -150,7 +159,8 @@ fn one(r: Response) -> Result<InternalResponse, EtcdError> {
     }
 }
 
-async fn propose(raft: &Raft, mut batch: Vec<Waiting>) {
+async fn propose(inner: &Inner, mut batch: Vec<Waiting>) {
+    let raft = &inner.raft;
     if batch.len() == 1 {
         if let Some(w) = batch.pop() {
             let out = raft.client_write(Pb(w.req)).await.map(|r| one(r.data));
@@ -158,6 +168,9 @@ async fn propose(raft: &Raft, mut batch: Vec<Waiting>) {
         }
         return;
     }
+    inner
+        .batched
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
     let (reqs, dones): (Vec<_>, Vec<_>) = batch.into_iter().map(|w| (w.req, w.done)).unzip();
     let entry = InternalRequest {
         request: Some(internal_request::Request::Batch(InternalBatch {
