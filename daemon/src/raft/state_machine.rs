@@ -3,8 +3,11 @@
 //! same batch, and entries after the last applied one are applied again after a restart.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, StoredMembership};
@@ -19,6 +22,50 @@ use crate::mvcc::Store;
 
 type Membership = StoredMembership<u64, MemberNode>;
 
+/// Asks for a snapshot (and so a log purge) every `snapshot-count` applied requests, as etcd
+/// counts them: a batch entry counts each request it carries. openraft's own policy counts
+/// entries, and batch entries would let the log grow up to a thousand times longer between
+/// purges under load; it stays on as a backstop (entries never outnumber requests).
+pub struct SnapshotTrigger {
+    every: u64,
+    since: AtomicU64,
+    due: Notify,
+}
+
+impl SnapshotTrigger {
+    pub fn new(every: u64) -> SnapshotTrigger {
+        SnapshotTrigger {
+            every: every.max(1),
+            since: AtomicU64::new(0),
+            due: Notify::new(),
+        }
+    }
+
+    /// Counts `n` applied requests; true when a snapshot is due (then it was signalled).
+    fn applied(&self, n: u64) -> bool {
+        let since = self.since.fetch_add(n, Ordering::Relaxed) + n;
+        let due = since >= self.every && since - n < self.every;
+        if due {
+            self.due.notify_one();
+        }
+        due
+    }
+
+    fn snapshotted(&self) {
+        self.since.store(0, Ordering::Relaxed);
+    }
+
+    /// Runs until raft stops: triggers a snapshot whenever one is due.
+    pub async fn run(self: Arc<Self>, raft: super::Raft) {
+        loop {
+            self.due.notified().await;
+            if raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 pub struct StateMachine {
     store: Arc<Store>,
     watch: Arc<crate::watch::WatchHub>,
@@ -30,6 +77,7 @@ pub struct StateMachine {
     warn_apply: Duration,
     /// Where checkpoints for peers are taken (`<data-dir>/member/snap`).
     snap_dir: PathBuf,
+    snapshots: Arc<SnapshotTrigger>,
 }
 
 impl StateMachine {
@@ -65,7 +113,15 @@ impl StateMachine {
             membership,
             warn_apply,
             snap_dir,
+            snapshots: Arc::new(SnapshotTrigger::new(u64::MAX)),
         })
+    }
+
+    /// Asks for a snapshot every `count` applied requests; run the returned trigger once raft
+    /// is up (`SnapshotTrigger::run`).
+    pub fn snapshot_every(&mut self, count: u64) -> Arc<SnapshotTrigger> {
+        self.snapshots = Arc::new(SnapshotTrigger::new(count));
+        self.snapshots.clone()
     }
 
     fn meta(&self) -> SnapshotMeta<u64, MemberNode> {
@@ -85,6 +141,7 @@ impl StateMachine {
 pub struct SnapshotBuilder {
     store: Arc<Store>,
     meta: SnapshotMeta<u64, MemberNode>,
+    snapshots: Arc<SnapshotTrigger>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -95,6 +152,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .db
             .flush_wal(true)
             .map_err(|e| io_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        self.snapshots.snapshotted();
+        tracing::info!(
+            applied_index = self.meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            snapshot_count = self.snapshots.every,
+            "triggering snapshot"
+        );
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Box::default(),
@@ -118,7 +181,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut out = Vec::new();
         let mut txn = self.store.write();
         let mut membership_changed = false;
+        let mut requests = 0u64;
         for entry in entries {
+            requests += 1;
             self.applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => out.push(Response::One(Ok(Pb(InternalResponse::default())))),
@@ -128,6 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     };
                     out.push(match req.request {
                         Some(Rq::Batch(b)) => {
+                            requests += (b.requests.len() as u64).saturating_sub(1);
                             Response::Batch(b.requests.into_iter().map(&mut one).collect())
                         }
                         _ => Response::One(one(req)),
@@ -165,6 +231,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .commit()
             .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
         self.watch.notify(&events);
+        self.snapshots.applied(requests);
         let took = started.elapsed();
         if took > self.warn_apply {
             tracing::warn!(
@@ -180,6 +247,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             store: self.store.clone(),
             meta: self.meta(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
@@ -252,5 +320,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(SnapshotData { dir: Some(dir) }),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SnapshotTrigger;
+
+    #[test]
+    fn a_snapshot_is_due_every_count_of_requests() {
+        let t = SnapshotTrigger::new(100);
+        assert!(!t.applied(60));
+        assert!(t.applied(45)); // a batch crossing the count
+        assert!(!t.applied(500)); // signalled once until the snapshot is taken
+        t.snapshotted();
+        assert!(!t.applied(99));
+        assert!(t.applied(1));
+        let one = SnapshotTrigger::new(0);
+        assert!(one.applied(1));
     }
 }

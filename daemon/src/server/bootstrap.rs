@@ -90,7 +90,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         cfg.auth_token_ttl.max(1),
     )));
     auth.load(&backend)?;
-    let sm = StateMachine::open(
+    let mut sm = StateMachine::open(
         store.clone(),
         watch.clone(),
         lessor.clone(),
@@ -100,6 +100,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
         snap_dir,
     )
     .map_err(|e| e.to_string())?;
+    let snapshots = sm.snapshot_every(cfg.snapshot_count);
     let peers = Peers::new(cid, member_id).with_local_ip(
         cfg.listen_peer_urls
             .first()
@@ -112,6 +113,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     let raft = Raft::new(member_id, raft_config(&cfg)?, network, log_store, sm)
         .await
         .map_err(|e| format!("cannot start raft: {e}"))?;
+    tokio::spawn(snapshots.run(raft.clone()));
     // A member that applied its own removal must not come back.
     {
         let m: openraft::StoredMembership<u64, MemberNode> = backend
