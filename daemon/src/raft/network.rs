@@ -34,13 +34,23 @@ const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 /// count: with batch entries of several MiB a full payload would pass `MAX_PEER_MESSAGE`.
 const APPEND_BYTES: u64 = 32 * 1024 * 1024;
 
+/// About what an entry takes encoded: a request's protobuf length (computed, not encoded)
+/// plus the entry's frame; membership and blank entries are small.
+fn entry_bytes(e: &openraft::Entry<TypeConfig>) -> u64 {
+    use prost::Message;
+    match &e.payload {
+        openraft::EntryPayload::Normal(req) => req.0.encoded_len() as u64 + 64,
+        _ => bincode::serialized_size(e).unwrap_or(0),
+    }
+}
+
 /// Keeps the longest prefix of `rpc`'s entries within `APPEND_BYTES` (at least one entry);
 /// returns the last entry kept when some were left for the next request.
 fn limit_append(rpc: &mut AppendEntriesRequest<TypeConfig>) -> Option<super::LogId> {
     let mut bytes = 0u64;
     let mut keep = 0;
     for e in &rpc.entries {
-        bytes += bincode::serialized_size(e).unwrap_or(0);
+        bytes += entry_bytes(e);
         if keep > 0 && bytes > APPEND_BYTES {
             break;
         }

@@ -112,8 +112,12 @@ impl Drop for Slot {
             }
         };
         // The slot passes on to a task that proposes what queued.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(run(self.0.clone(), next));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(run(self.0.clone(), next));
+            }
+            // Shutting down: the queued writers learn it as their answers are dropped.
+            Err(_) => self.0.queue.lock().in_flight -= 1,
         }
     }
 }
