@@ -1,7 +1,7 @@
 //! Writes a follower forwards to the leader travel in batches: every proposal that queued
 //! while earlier batches were on their way goes out in the next one (up to `MAX_BATCH`, at most
-//! `IN_FLIGHT` batches at once per leader). Under load one peer RPC carries many proposals, as etcd's
-//! raft messages carry many MsgProp; a lone write still goes at once.
+//! `IN_FLIGHT` batches at once per leader). Under load one peer RPC carries many proposals, as
+//! etcd's raft messages carry many MsgProp; a lone write still goes at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -87,10 +87,7 @@ impl Proposer {
                 // The slot is handed back (and the queue started) even if this caller is
                 // dropped while raft works on its write.
                 let _slot = Slot(self.inner.clone());
-                match self.inner.raft.client_write(Pb(req)).await {
-                    Ok(r) => Ok(one(r.data)),
-                    Err(e) => Err(e),
-                }
+                propose_one(&self.inner.raft, req).await
             }
         }
     }
@@ -101,22 +98,14 @@ struct Slot(Arc<Inner>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let next = {
-            let mut q = self.0.queue.lock();
-            match take_batch(&mut q.waiting) {
-                Some(b) => b,
-                None => {
-                    q.in_flight -= 1;
-                    return;
-                }
-            }
-        };
-        // The slot passes on to a task that proposes what queued.
+        // The slot passes on to a task that proposes what queued; when shutting down there
+        // is none, and the queued writers learn it as their answers are dropped.
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(run(self.0.clone(), next));
+                if let Some(next) = self.0.next_batch() {
+                    rt.spawn(run(self.0.clone(), next));
+                }
             }
-            // Shutting down: the queued writers learn it as their answers are dropped.
             Err(_) => self.0.queue.lock().in_flight -= 1,
         }
     }
@@ -126,14 +115,23 @@ impl Drop for Slot {
 async fn run(inner: Arc<Inner>, mut batch: Vec<Waiting>) {
     loop {
         propose(&inner, batch).await;
-        let mut q = inner.queue.lock();
-        match take_batch(&mut q.waiting) {
+        match inner.next_batch() {
             Some(b) => batch = b,
-            None => {
-                q.in_flight -= 1;
-                return;
-            }
+            None => return,
         }
+    }
+}
+
+impl Inner {
+    /// For the holder of a slot: the next batch to propose, or None after giving the slot
+    /// back because nothing queued.
+    fn next_batch(&self) -> Option<Vec<Waiting>> {
+        let mut q = self.queue.lock();
+        let next = take_batch(&mut q.waiting);
+        if next.is_none() {
+            q.in_flight -= 1;
+        }
+        next
     }
 }
 
@@ -163,12 +161,16 @@ fn one(r: Response) -> Result<InternalResponse, EtcdError> {
     }
 }
 
+/// A write proposed as a raft entry of its own.
+async fn propose_one(raft: &Raft, req: InternalRequest) -> Outcome {
+    raft.client_write(Pb(req)).await.map(|r| one(r.data))
+}
+
 async fn propose(inner: &Inner, mut batch: Vec<Waiting>) {
     let raft = &inner.raft;
     if batch.len() == 1 {
         if let Some(w) = batch.pop() {
-            let out = raft.client_write(Pb(w.req)).await.map(|r| one(r.data));
-            let _ = w.done.send(out);
+            let _ = w.done.send(propose_one(raft, w.req).await);
         }
         return;
     }
