@@ -158,6 +158,7 @@ fn http_endpoints_on_the_client_port() {
         "etcd_server_is_leader 1\n",
         "etcd_debugging_mvcc_keys_total 1\n",
         "etcd_debugging_mvcc_current_revision 2\n",
+        "etcd_debugging_mvcc_watcher_total 0\n",
         "etcd_mvcc_put_total 1\n",
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");

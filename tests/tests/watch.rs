@@ -1,13 +1,22 @@
 //! Watch through real etcdctl 3.4.23: the same scenario against real etcd and retcd, every
 //! watcher's output compared byte for byte (IDs masked), plus etcd's guarantees.
 
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use retcd_tests::*;
 
-fn spawn_watch(bin: &std::path::Path, ep: &str, args: &[&str]) -> Child {
-    Command::new(bin)
+/// A running `etcdctl watch` whose stdout is collected as it arrives.
+struct Watch {
+    child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+fn spawn_watch(bin: &std::path::Path, ep: &str, args: &[&str]) -> Watch {
+    let mut child = Command::new(bin)
         .arg(format!("--endpoints={ep}"))
         .arg("watch")
         .args(args)
@@ -16,25 +25,87 @@ fn spawn_watch(bin: &std::path::Path, ep: &str, args: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn etcdctl watch")
+        .expect("spawn etcdctl watch");
+    let mut pipe = child.stdout.take().expect("watch stdout");
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let sink = stdout.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .expect("watch stdout")
+                .extend_from_slice(&buf[..n]);
+        }
+    });
+    Watch {
+        child,
+        stdout,
+        reader,
+    }
+}
+
+impl Watch {
+    fn len(&self) -> usize {
+        self.stdout.lock().expect("watch stdout").len()
+    }
+
+    /// Waits until the watcher has printed something and then nothing more for 500 ms, or
+    /// has exited (bounded: a loaded machine may take seconds to start a client).
+    fn settle(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut seen, mut since) = (self.len(), Instant::now());
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            let now = self.len();
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            } else if now > 0 && since.elapsed() >= Duration::from_millis(500) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Waits until the member counts `n` watchers (`etcd_debugging_mvcc_watcher_total`), so
+/// writes made next are seen by every live watcher.
+fn wait_watchers(m: &Member, n: usize) {
+    let want = format!("\netcd_debugging_mvcc_watcher_total {n}\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok((200, body)) = http_get(m.client_port, "/metrics") {
+            if body.contains(&want) {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{:?} did not count {n} watchers within 30 s", m.flavor);
 }
 
 /// SIGINT, then (code, stdout, stderr without JSON log lines).
-fn finish(mut c: Child) -> (i32, String, String) {
+fn finish(mut w: Watch) -> (i32, String, String) {
     unsafe {
-        libc::kill(c.id() as i32, libc::SIGINT);
+        libc::kill(w.child.id() as i32, libc::SIGINT);
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = w.child.try_wait() {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = c.kill();
-    let o = c.wait_with_output().expect("watch output");
+    let _ = w.child.kill();
+    let o = w.child.wait_with_output().expect("watch output");
+    let _ = w.reader.join();
+    let stdout = String::from_utf8_lossy(&w.stdout.lock().expect("watch stdout")).into_owned();
     let mask = |s: &str| mask_json_fields(s, &["cluster_id", "member_id"]);
-    (o.status.code().unwrap_or(-1), mask(&out(&o)), err_lines(&o))
+    (o.status.code().unwrap_or(-1), mask(&stdout), err_lines(&o))
 }
 
 fn scenario(flavor: Flavor, bin: &std::path::Path) -> Vec<(String, (i32, String, String))> {
@@ -47,11 +118,11 @@ fn scenario(flavor: Flavor, bin: &std::path::Path) -> Vec<(String, (i32, String,
         ("prefix json", vec!["--prefix", "t", "-w", "json"]),
         ("range", vec!["w1", "w3"]),
     ];
-    let watchers: Vec<(String, Child)> = live
+    let mut watchers: Vec<(String, Watch)> = live
         .iter()
         .map(|(n, a)| (n.to_string(), spawn_watch(bin, &ep, a)))
         .collect();
-    std::thread::sleep(Duration::from_millis(800));
+    wait_watchers(&m, live.len());
     for args in [
         vec!["put", "w1", "a"],
         vec!["put", "w1", "b"],
@@ -64,20 +135,22 @@ fn scenario(flavor: Flavor, bin: &std::path::Path) -> Vec<(String, (i32, String,
     // One txn, one revision, three events: delivered together.
     let o = m.etcdctl_stdin(&["txn"], Some(b"\nput t1 x\nput t2 y\nput t3 z\n\n\n"));
     assert!(o.status.success());
-    std::thread::sleep(Duration::from_millis(800));
+    for (_, w) in watchers.iter_mut() {
+        w.settle();
+    }
     let mut results: Vec<(String, (i32, String, String))> =
-        watchers.into_iter().map(|(n, c)| (n, finish(c))).collect();
+        watchers.into_iter().map(|(n, w)| (n, finish(w))).collect();
     // Replay history from a revision.
-    let c = spawn_watch(bin, &ep, &["--prefix", "w", "--rev=2", "-w", "json"]);
-    std::thread::sleep(Duration::from_millis(800));
+    let mut c = spawn_watch(bin, &ep, &["--prefix", "w", "--rev=2", "-w", "json"]);
+    c.settle();
     results.push(("replay json".into(), finish(c)));
-    let c = spawn_watch(bin, &ep, &["w1", "--rev=3", "--prev-kv"]);
-    std::thread::sleep(Duration::from_millis(800));
+    let mut c = spawn_watch(bin, &ep, &["w1", "--rev=3", "--prev-kv"]);
+    c.settle();
     results.push(("replay prev-kv".into(), finish(c)));
     // A compacted start revision cancels the watch: exit code 5.
     assert!(m.etcdctl(&["compaction", "5"]).status.success());
-    let c = spawn_watch(bin, &ep, &["--prefix", "w", "--rev=2"]);
-    std::thread::sleep(Duration::from_millis(800));
+    let mut c = spawn_watch(bin, &ep, &["--prefix", "w", "--rev=2"]);
+    c.settle();
     results.push(("compacted".into(), finish(c)));
     results
 }

@@ -218,6 +218,14 @@ fn render_metrics(s: &EtcdServer) -> String {
     );
     metric(
         &mut o,
+        "etcd_debugging_mvcc_watcher_total",
+        "gauge",
+        "Total number of watchers.",
+        "",
+        s.watch.len() as u64,
+    );
+    metric(
+        &mut o,
         "process_resident_memory_bytes",
         "gauge",
         "Resident memory size in bytes.",
