@@ -124,11 +124,16 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             "/version",
             axum::routing::get(|| async { http::version_json() }),
         );
+    let raft_streams: http::RaftStreams = {
+        let server = server.clone();
+        Arc::new(move |stream| Box::pin(server::peer::serve_raft_stream(server.clone(), stream)))
+    };
     for (url, l) in peer_listeners {
         tracing::info!(address = %url, "serving peer traffic");
         tasks.push(tokio::spawn(http::serve(
             l,
             peer_router.clone(),
+            Some(raft_streams.clone()),
             cfg.clone(),
             stop_rx.clone(),
         )));
@@ -166,6 +171,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         tasks.push(tokio::spawn(http::serve(
             l,
             client_router.clone(),
+            None,
             cfg.clone(),
             stop_rx.clone(),
         )));
@@ -176,6 +182,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         tasks.push(tokio::spawn(http::serve(
             l,
             metrics_router.clone(),
+            None,
             cfg.clone(),
             stop_rx.clone(),
         )));

@@ -13,18 +13,17 @@ const PUTS: usize = 400;
 const INCREMENTERS: usize = 40;
 const INCREMENTS_EACH: usize = 5;
 
-fn batched(m: &Member) -> u64 {
-    let port: u16 = m
-        .client_url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("client port");
-    let (_, body) = http_get(port, "/metrics").expect("metrics");
+/// A counter from the member's `/metrics`.
+fn counter(m: &Member, name: &str) -> u64 {
+    let (_, body) = http_get(m.client_port, "/metrics").expect("metrics");
     body.lines()
-        .find_map(|l| l.strip_prefix("retcd_server_proposals_batched_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-        .expect("retcd_server_proposals_batched_total")
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+fn batched(m: &Member) -> u64 {
+    counter(m, "retcd_server_proposals_batched_total")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -51,8 +50,14 @@ async fn concurrent_writes_batched_on_the_leader_keep_per_request_semantics() {
         .header()
         .expect("header")
         .revision();
+    let streamed = |m: &Member| counter(m, "retcd_peer_stream_proposals_received_total");
+    let streamed_before = streamed(&cluster.members[leader]);
     let mut tasks = Vec::new();
+    let mut forwarded = 0;
     for i in 0..PUTS {
+        if (i % clients.len()) / 4 != leader {
+            forwarded += 1;
+        }
         let mut c = clients[i % clients.len()].clone();
         tasks.push(tokio::spawn(async move {
             let r = c
@@ -67,6 +72,11 @@ async fn concurrent_writes_batched_on_the_leader_keep_per_request_semantics() {
         let (i, rev) = t.await.expect("task");
         rev_of.insert(i, rev);
     }
+    // The followers forwarded their writes to the leader over raft streams, every one once.
+    assert_eq!(
+        streamed(&cluster.members[leader]) - streamed_before,
+        forwarded
+    );
     let mut revs: Vec<i64> = rev_of.values().copied().collect();
     revs.sort_unstable();
     let expected: Vec<i64> = (start + 1..=start + PUTS as i64).collect();
@@ -119,11 +129,24 @@ async fn concurrent_writes_batched_on_the_leader_keep_per_request_semantics() {
     let g = clients[0].get("ctr", None).await.expect("get ctr");
     assert_eq!(g.kvs()[0].value_str().expect("utf8"), total.to_string());
 
-    // The writes above did travel in batches, and every member holds the same history.
+    // The writes above did travel in batches, the followers received their log over raft
+    // streams, and every member holds the same history.
     assert!(
         batched(&cluster.members[leader]) > 0,
         "no write was batched on the leader"
     );
+    for (i, m) in cluster
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+    {
+        let appends = counter(m, "retcd_peer_stream_appends_received_total");
+        assert!(
+            appends > 0,
+            "follower {i} received no AppendEntries over a raft stream"
+        );
+    }
     let rev = g.header().expect("header").revision().to_string();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

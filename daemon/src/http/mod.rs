@@ -154,6 +154,22 @@ fn render_metrics(s: &EtcdServer) -> String {
     );
     metric(
         &mut o,
+        "retcd_peer_stream_appends_received_total",
+        "counter",
+        "The total number of AppendEntries received over raft streams (retcd only).",
+        "",
+        Metrics::get(&s.metrics.stream_appends_received),
+    );
+    metric(
+        &mut o,
+        "retcd_peer_stream_proposals_received_total",
+        "counter",
+        "The total number of forwarded writes received over raft streams (retcd only).",
+        "",
+        Metrics::get(&s.metrics.stream_proposals_received),
+    );
+    metric(
+        &mut o,
         "etcd_server_id",
         "gauge",
         "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
@@ -267,11 +283,30 @@ fn render_metrics(s: &EtcdServer) -> String {
     o
 }
 
+/// What serves connections that start with the raft stream preface (peer listeners only).
+pub type RaftStreams = Arc<
+    dyn Fn(tokio::net::TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Whether a connection starts as a raft stream: its first byte, without taking it. A
+/// connection that sends nothing for 10 s is dropped.
+async fn is_raft_stream(stream: &tokio::net::TcpStream) -> Option<bool> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Some(first[0] == crate::raft::stream::MAGIC[0]),
+        _ => None,
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` flips to true; HTTP/1.1 and HTTP/2 (h2c,
-/// which gRPC uses) are told apart per connection.
+/// which gRPC uses) are told apart per connection, and with `raft_streams` (peer listeners)
+/// raft streams too.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    raft_streams: Option<RaftStreams>,
     cfg: Arc<Config>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -301,7 +336,22 @@ pub async fn serve(
                 let svc = TowerToHyperService::new(router.clone());
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let raft_streams = raft_streams.clone();
+                let mut stop = shutdown.clone();
                 tokio::spawn(async move {
+                    if let Some(raft) = raft_streams {
+                        match is_raft_stream(&stream).await {
+                            Some(true) => {
+                                tokio::select! {
+                                    _ = raft(stream) => {}
+                                    _ = stop.changed() => {}
+                                }
+                                return;
+                            }
+                            Some(false) => {}
+                            None => return,
+                        }
+                    }
                     let io = h2fix::H2Fix::new(stream);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {

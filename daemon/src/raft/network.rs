@@ -22,9 +22,10 @@ use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
+use super::stream::{plain_authority, RaftStream, KIND_APPEND, KIND_PROPOSE};
 use super::TypeConfig;
 use crate::api::retcdpeerpb::peer_client::PeerClient as GrpcPeerClient;
-use crate::api::retcdpeerpb::{RaftMessage, SnapshotChunk};
+use crate::api::retcdpeerpb::{ProposeBatchRequest, RaftMessage, SnapshotChunk};
 use crate::cluster::MemberNode;
 
 /// Largest peer message (a batch of log entries or a snapshot chunk).
@@ -66,6 +67,9 @@ fn limit_append(rpc: &mut AppendEntriesRequest<TypeConfig>) -> Option<super::Log
     Some(last)
 }
 
+/// Idle raft streams by peer ID and URL.
+type IdleStreams = HashMap<(u64, String), Vec<RaftStream>>;
+
 /// gRPC clients to peers, by member ID, reused across calls.
 #[derive(Clone)]
 pub struct Peers {
@@ -79,6 +83,11 @@ pub struct Peers {
     /// Set when peers refuse this member as not (or no longer) in the cluster.
     removed: Arc<tokio::sync::Notify>,
     removed_flag: Arc<std::sync::atomic::AtomicBool>,
+    /// Peers that refused a raft stream (a member that does not speak it): messages to them
+    /// go over gRPC until the time given.
+    no_stream_until: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
+    /// Idle raft streams for forwarded writes, by peer and URL.
+    idle_streams: Arc<Mutex<IdleStreams>>,
 }
 
 impl Peers {
@@ -91,6 +100,8 @@ impl Peers {
             last_contact: Arc::default(),
             removed: Arc::default(),
             removed_flag: Arc::default(),
+            no_stream_until: Arc::default(),
+            idle_streams: Arc::default(),
         }
     }
 
@@ -141,6 +152,93 @@ impl Peers {
         }
     }
 
+    /// Where a raft stream to member `id` at `url` connects: `None` for a TLS URL or a member
+    /// that refused raft streams lately.
+    fn stream_authority<'a>(&self, id: u64, url: &'a str) -> Option<&'a str> {
+        let authority = plain_authority(url)?;
+        match self.no_stream_until.lock().get(&id) {
+            Some(until) if std::time::Instant::now() < *until => None,
+            _ => Some(authority),
+        }
+    }
+
+    fn refuse_streams(&self, id: u64) {
+        tracing::info!(
+            peer = %format!("{id:x}"),
+            "peer does not speak raft streams; using gRPC to it for a while"
+        );
+        self.no_stream_until
+            .lock()
+            .insert(id, std::time::Instant::now() + NO_STREAM_FOR);
+    }
+
+    /// Forwards writes to member `id` (the leader) over a raft stream: the encoded
+    /// `ProposeBatchResponse` or the status the peer gave; `None` when the peer takes them
+    /// over gRPC only. A failure to connect says "tcp connect error" (the writes never
+    /// reached the peer), as gRPC's does.
+    pub async fn propose_over_stream(
+        &self,
+        id: u64,
+        node: &MemberNode,
+        req: &ProposeBatchRequest,
+        timeout: Duration,
+    ) -> Option<Result<Vec<u8>, tonic::Status>> {
+        let url = node.peer_urls.first()?;
+        let authority = self.stream_authority(id, url)?;
+        let pool_key = (id, url.clone());
+        let idle = {
+            let mut pool = self.idle_streams.lock();
+            let list = pool.entry(pool_key.clone()).or_default();
+            std::iter::from_fn(|| list.pop()).find(|s| !s.closed_while_idle())
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut stream = match idle {
+            Some(s) => s,
+            None => {
+                match tokio::time::timeout_at(
+                    deadline,
+                    RaftStream::connect(authority, self.local_ip),
+                )
+                .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                        self.refuse_streams(id);
+                        return None;
+                    }
+                    Ok(Err(e)) => {
+                        return Some(Err(tonic::Status::unavailable(format!(
+                            "tcp connect error: raft stream to {url}: {e}"
+                        ))))
+                    }
+                    Err(_) => {
+                        return Some(Err(tonic::Status::unavailable(format!(
+                            "tcp connect error: raft stream to {url}: timed out"
+                        ))))
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, stream.call(KIND_PROPOSE, req, MAX_PEER_MESSAGE))
+            .await
+        {
+            Ok(Ok(answer)) => {
+                let mut pool = self.idle_streams.lock();
+                let list = pool.entry(pool_key).or_default();
+                if list.len() < IDLE_STREAMS {
+                    list.push(stream);
+                }
+                Some(answer)
+            }
+            Ok(Err(e)) => Some(Err(tonic::Status::unavailable(format!(
+                "raft stream to {url}: {e}"
+            )))),
+            Err(_) => Some(Err(tonic::Status::deadline_exceeded(format!(
+                "raft stream to {url}: no answer within {timeout:?}"
+            )))),
+        }
+    }
+
     /// A client for member `id` at the first of its peer URLs.
     pub fn client(&self, id: u64, node: &MemberNode) -> Result<GrpcPeerClient<Channel>, String> {
         let url = node
@@ -170,16 +268,25 @@ impl Peers {
     }
 }
 
+/// How long messages to a peer that refused a raft stream go over gRPC before the stream is
+/// tried again.
+const NO_STREAM_FOR: Duration = Duration::from_secs(60);
+/// Idle raft streams kept per peer for forwarded writes.
+const IDLE_STREAMS: usize = 8;
+
 /// openraft's network factory.
 #[derive(Clone)]
 pub struct PeerNetwork {
     pub peers: Peers,
 }
 
+/// openraft's connection to one peer (one per replication stream or vote).
 pub struct PeerConn {
     peers: Peers,
     target: u64,
     node: MemberNode,
+    /// The raft stream AppendEntries go over, connected on first use.
+    stream: Option<RaftStream>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -190,6 +297,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             peers: self.peers.clone(),
             target,
             node: node.clone(),
+            stream: None,
         }
     }
 }
@@ -248,6 +356,61 @@ impl PeerConn {
         status_to_rpc(s, self.target, ttl)
     }
 
+    /// AppendEntries `msg` over the raft stream: the answer's data or the status the peer
+    /// gave; `None` when the peer takes it over gRPC only.
+    async fn call_stream(
+        &mut self,
+        msg: &RaftMessage,
+        ttl: Duration,
+    ) -> Option<Result<Vec<u8>, tonic::Status>> {
+        let url = self.node.peer_urls.first()?.clone();
+        let authority = self.peers.stream_authority(self.target, &url)?;
+        // A connection that served before may have been closed since (a peer restart): the
+        // request goes once more on a new one (AppendEntries can be repeated safely). The
+        // connection is taken out while a request is on it: if this call is dropped half-way
+        // (openraft gives up on it), the connection goes with it, and no later request can
+        // read this one's answer.
+        for _ in 0..2 {
+            let held = self.stream.take();
+            let reused = held.is_some();
+            let local_ip = self.peers.local_ip;
+            let result = tokio::time::timeout(ttl, async move {
+                let mut s = match held {
+                    Some(s) => s,
+                    None => RaftStream::connect(authority, local_ip).await?,
+                };
+                let answer = s.call(KIND_APPEND, msg, MAX_PEER_MESSAGE).await?;
+                Ok::<_, std::io::Error>((s, answer))
+            })
+            .await;
+            match result {
+                Ok(Ok((s, answer))) => {
+                    self.stream = Some(s);
+                    return Some(answer);
+                }
+                Ok(Err(e)) => {
+                    if e.kind() == std::io::ErrorKind::Unsupported {
+                        self.peers.refuse_streams(self.target);
+                        return None;
+                    }
+                    if !reused {
+                        return Some(Err(tonic::Status::unavailable(format!(
+                            "raft stream to {url}: {e}"
+                        ))));
+                    }
+                }
+                Err(_) => {
+                    return Some(Err(tonic::Status::deadline_exceeded(format!(
+                        "raft stream to {url}: no answer within {ttl:?}"
+                    ))));
+                }
+            }
+        }
+        Some(Err(tonic::Status::unavailable(format!(
+            "raft stream to {url}: connection lost"
+        ))))
+    }
+
     fn client<E: std::error::Error>(&self) -> Result<GrpcPeerClient<Channel>, RpcErr<E>> {
         self.peers
             .client(self.target, &self.node)
@@ -275,14 +438,20 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         let mut rpc = rpc;
         let partial = limit_append(&mut rpc);
         let mut req = self.message(encode(&rpc)?);
-        req.set_timeout(ttl);
-        let resp = self
-            .client()?
-            .append_entries(req)
-            .await
-            .map_err(|s| self.failed(s, ttl))?;
+        let data = match self.call_stream(req.get_ref(), ttl).await {
+            Some(answer) => answer.map_err(|s| self.failed(s, ttl))?,
+            None => {
+                req.set_timeout(ttl);
+                let resp = self
+                    .client()?
+                    .append_entries(req)
+                    .await
+                    .map_err(|s| self.failed(s, ttl))?;
+                resp.into_inner().data
+            }
+        };
         self.peers.contacted(self.target);
-        let r: Result<AppendEntriesResponse<u64>, RaftError<u64>> = decode(&resp.get_ref().data)?;
+        let r: Result<AppendEntriesResponse<u64>, RaftError<u64>> = decode(&data)?;
         match r {
             // openraft sends the rest next.
             Ok(AppendEntriesResponse::Success) if partial.is_some() => {

@@ -1,17 +1,21 @@
-//! Writes a follower forwards to the leader travel in batches: every proposal that queued
-//! while earlier batches were on their way goes out in the next one (up to `MAX_BATCH`, at most
-//! `IN_FLIGHT` batches at once per leader). Under load one peer RPC carries many proposals, as
-//! etcd's raft messages carry many MsgProp; a lone write still goes at once.
+//! Writes a follower forwards to the leader travel in batches: a write goes at once, from its
+//! own task, while fewer than `IN_FLIGHT` batches are on their way to the leader; otherwise it
+//! queues, and whatever queued goes in the next batch (up to `MAX_BATCH`). Under load one peer
+//! message carries many proposals, as etcd's raft messages carry many MsgProp; a lone write
+//! is not delayed. Each leader has its own queue, so writes for a new leader never wait behind
+//! batches stuck on an old one (a partitioned leader holds them until the request times out).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::sync::oneshot;
 
 use super::{decode_peer_error, peer_status};
 use crate::api::retcdpb::{InternalRequest, InternalResponse};
-use crate::api::retcdpeerpb::{ProposeBatchRequest, ProposeResponse};
+use crate::api::retcdpeerpb::{ProposeBatchRequest, ProposeBatchResponse, ProposeResponse};
 use crate::cluster::MemberNode;
 use crate::error::EtcdError;
 use crate::raft::network::Peers;
@@ -19,25 +23,49 @@ use crate::raft::network::Peers;
 const MAX_BATCH: usize = 512;
 const IN_FLIGHT: usize = 4;
 
+type Answer = Result<InternalResponse, EtcdError>;
+
 struct Pending {
-    leader: u64,
-    node: MemberNode,
     req: InternalRequest,
-    done: oneshot::Sender<Result<InternalResponse, EtcdError>>,
+    done: oneshot::Sender<Answer>,
 }
 
-/// The follower's queue of writes for the leader.
+struct Queue {
+    /// Where the leader listens (its latest known peer URLs).
+    node: MemberNode,
+    waiting: Vec<Pending>,
+    in_flight: usize,
+}
+
+/// The writes for one leader.
+struct LeaderQueue {
+    leader: u64,
+    queue: Mutex<Queue>,
+}
+
+struct Inner {
+    peers: Peers,
+    cluster_id: u64,
+    timeout: Duration,
+    leaders: Mutex<HashMap<u64, Arc<LeaderQueue>>>,
+}
+
+/// The follower's queues of writes for the leader.
 #[derive(Clone)]
 pub struct Forwarder {
-    tx: mpsc::UnboundedSender<Pending>,
+    inner: Arc<Inner>,
 }
 
 impl Forwarder {
-    /// Starts the task that sends the batches (on the current tokio runtime).
     pub fn start(peers: Peers, cluster_id: u64, timeout: Duration) -> Forwarder {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(peers, cluster_id, timeout, rx));
-        Forwarder { tx }
+        Forwarder {
+            inner: Arc::new(Inner {
+                peers,
+                cluster_id,
+                timeout,
+                leaders: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     /// Proposes `req` on `leader` and waits for its answer until `deadline`.
@@ -47,112 +75,166 @@ impl Forwarder {
         node: &MemberNode,
         req: InternalRequest,
         deadline: tokio::time::Instant,
-    ) -> Result<InternalResponse, EtcdError> {
-        let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Pending {
-                leader,
-                node: node.clone(),
-                req,
-                done,
+    ) -> Answer {
+        let lq = self
+            .inner
+            .leaders
+            .lock()
+            .entry(leader)
+            .or_insert_with(|| {
+                Arc::new(LeaderQueue {
+                    leader,
+                    queue: Mutex::new(Queue {
+                        node: node.clone(),
+                        waiting: Vec::new(),
+                        in_flight: 0,
+                    }),
+                })
             })
-            .map_err(|_| EtcdError::Stopped)?;
+            .clone();
+        let direct = {
+            let mut q = lq.queue.lock();
+            if q.node != *node {
+                q.node = node.clone();
+            }
+            if q.in_flight < IN_FLIGHT && q.waiting.is_empty() {
+                q.in_flight += 1;
+                Ok((req, q.node.clone()))
+            } else {
+                let (done, answer) = oneshot::channel();
+                q.waiting.push(Pending { req, done });
+                Err(answer)
+            }
+        };
+        let answer = async {
+            match direct {
+                Err(answer) => answer.await.unwrap_or(Err(EtcdError::Stopped)),
+                Ok((req, node)) => {
+                    // The slot is handed on (to a task for what queued meanwhile) even if
+                    // this caller gives up first.
+                    let _slot = Slot {
+                        inner: self.inner.clone(),
+                        lq: lq.clone(),
+                    };
+                    match send(&self.inner, leader, &node, vec![req]).await {
+                        Ok(mut answers) => answers.pop().unwrap_or_else(|| {
+                            Err(EtcdError::Internal(
+                                "the leader answered no proposal".into(),
+                            ))
+                        }),
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        };
         match tokio::time::timeout_at(deadline, answer).await {
             Err(_) => Err(EtcdError::Timeout),
-            Ok(Err(_)) => Err(EtcdError::Stopped),
-            Ok(Ok(r)) => r,
+            Ok(r) => r,
         }
     }
 }
 
-/// Hands each write to the batcher of its leader, so writes for a new leader never wait
-/// behind batches still stuck on an old one (a partitioned leader holds them until the RPC
-/// times out).
+/// A batch slot taken by a write sent from its caller's task.
+struct Slot {
+    inner: Arc<Inner>,
+    lq: Arc<LeaderQueue>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                if let Some((batch, node)) = self.lq.next_batch() {
+                    rt.spawn(run(self.inner.clone(), self.lq.clone(), batch, node));
+                }
+            }
+            Err(_) => self.lq.queue.lock().in_flight -= 1,
+        }
+    }
+}
+
+impl LeaderQueue {
+    /// For the holder of a slot: the next batch, or None after giving the slot back because
+    /// nothing queued.
+    fn next_batch(&self) -> Option<(Vec<Pending>, MemberNode)> {
+        let mut q = self.queue.lock();
+        if q.waiting.is_empty() {
+            q.in_flight -= 1;
+            return None;
+        }
+        let n = q.waiting.len().min(MAX_BATCH);
+        Some((q.waiting.drain(..n).collect(), q.node.clone()))
+    }
+}
+
+/// Sends batches until the leader's queue is empty, then gives the slot back.
 async fn run(
-    peers: Peers,
-    cluster_id: u64,
-    timeout: Duration,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
+    inner: Arc<Inner>,
+    lq: Arc<LeaderQueue>,
+    mut batch: Vec<Pending>,
+    mut node: MemberNode,
 ) {
-    let mut batchers: HashMap<u64, mpsc::UnboundedSender<Pending>> = HashMap::new();
-    while let Some(p) = rx.recv().await {
-        let tx = batchers.entry(p.leader).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(batch_for_one_leader(peers.clone(), cluster_id, timeout, rx));
-            tx
-        });
-        if let Err(mpsc::error::SendError(p)) = tx.send(p) {
-            let _ = p.done.send(Err(EtcdError::Stopped));
+    loop {
+        let (requests, dones): (Vec<InternalRequest>, Vec<_>) =
+            batch.into_iter().map(|p| (p.req, p.done)).unzip();
+        match send(&inner, lq.leader, &node, requests).await {
+            Ok(answers) => {
+                for (done, a) in dones.into_iter().zip(answers) {
+                    let _ = done.send(a);
+                }
+            }
+            Err(e) => {
+                for done in dones {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
+        }
+        match lq.next_batch() {
+            Some((b, n)) => (batch, node) = (b, n),
+            None => return,
         }
     }
 }
 
-async fn batch_for_one_leader(
-    peers: Peers,
-    cluster_id: u64,
-    timeout: Duration,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        // Waiting for a free slot is what lets the next batch fill up.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
+/// Proposes `requests` on the leader: an answer for each, or why none came.
+async fn send(
+    inner: &Inner,
+    leader: u64,
+    node: &MemberNode,
+    requests: Vec<InternalRequest>,
+) -> Result<Vec<Answer>, EtcdError> {
+    let (peers, timeout) = (&inner.peers, inner.timeout);
+    let n = requests.len();
+    let req = ProposeBatchRequest {
+        cluster_id: inner.cluster_id,
+        requests,
+    };
+    let responses = match peers.propose_over_stream(leader, node, &req, timeout).await {
+        Some(answer) => {
+            let data = answer.map_err(peer_status)?;
+            ProposeBatchResponse::decode(data.as_slice())
+                .map_err(|e| EtcdError::Internal(format!("bad answer to forwarded writes: {e}")))?
+                .responses
         }
-        let peers = peers.clone();
-        tokio::spawn(async move {
-            send(&peers, cluster_id, timeout, batch).await;
-            drop(slot);
-        });
+        None => {
+            let mut client = peers.client(leader, node).map_err(EtcdError::Internal)?;
+            let mut r = tonic::Request::new(req);
+            r.set_timeout(timeout);
+            client
+                .propose_batch(r)
+                .await
+                .map_err(peer_status)?
+                .into_inner()
+                .responses
+        }
+    };
+    if responses.len() != n {
+        return Err(EtcdError::Internal(format!(
+            "the leader answered {} of {n} forwarded proposals",
+            responses.len(),
+        )));
     }
-}
-
-async fn send(peers: &Peers, cluster_id: u64, timeout: Duration, batch: Vec<Pending>) {
-    let (leader, node) = (batch[0].leader, batch[0].node.clone());
-    let (requests, dones): (Vec<InternalRequest>, Vec<_>) =
-        batch.into_iter().map(|p| (p.req, p.done)).unzip();
-    let result = async {
-        let mut client = peers.client(leader, &node).map_err(EtcdError::Internal)?;
-        let mut r = tonic::Request::new(ProposeBatchRequest {
-            cluster_id,
-            requests,
-        });
-        r.set_timeout(timeout);
-        let responses = client
-            .propose_batch(r)
-            .await
-            .map_err(peer_status)?
-            .into_inner()
-            .responses;
-        if responses.len() != dones.len() {
-            return Err(EtcdError::Internal(format!(
-                "the leader answered {} of {} forwarded proposals",
-                responses.len(),
-                dones.len()
-            )));
-        }
-        Ok(responses)
-    }
-    .await;
-    match result {
-        Ok(responses) => {
-            for (done, r) in dones.into_iter().zip(responses) {
-                let _ = done.send(answer(r));
-            }
-        }
-        Err(e) => {
-            for done in dones {
-                let _ = done.send(Err(e.clone()));
-            }
-        }
-    }
+    Ok(responses.into_iter().map(answer).collect())
 }
 
 fn answer(r: ProposeResponse) -> Result<InternalResponse, EtcdError> {

@@ -10,6 +10,10 @@ pub struct Metrics {
     pub put_total: AtomicU64,
     pub delete_total: AtomicU64,
     pub txn_total: AtomicU64,
+    /// AppendEntries received over raft streams (retcd only).
+    pub stream_appends_received: AtomicU64,
+    /// Forwarded writes received over raft streams (retcd only).
+    pub stream_proposals_received: AtomicU64,
 }
 
 impl Metrics {

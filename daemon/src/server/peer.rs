@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::{Snapshot, SnapshotMeta, Vote};
+use prost::Message;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::EtcdServer;
+use super::{EtcdServer, Metrics};
 use crate::api::retcdpeerpb::peer_server::{Peer, PeerServer};
 use crate::api::retcdpeerpb::{
     LeaseAnswer, LeaseQuery, MembersRequest, MembersResponse, ProposeBatchRequest,
@@ -69,19 +70,102 @@ impl PeerService {
         self.check_member(m.from)
     }
 
-    fn reply<T: serde::Serialize>(&self, v: &T) -> Result<Response<RaftMessage>, Status> {
-        let data = bincode::serialize(v).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(RaftMessage {
+    fn reply(&self, data: Vec<u8>) -> Response<RaftMessage> {
+        Response::new(RaftMessage {
             cluster_id: self.server.cluster_id(),
             from: self.server.member_id(),
             to: 0,
             data,
-        }))
+        })
+    }
+
+    /// Writes a follower forwarded, over gRPC or a raft stream.
+    async fn propose_all(&self, p: ProposeBatchRequest) -> Result<ProposeBatchResponse, Status> {
+        self.check_cluster(p.cluster_id)?;
+        // All proposed at once (in order), so they share the leader's log appends.
+        let answers = futures::future::join_all(
+            p.requests
+                .into_iter()
+                .map(|req| self.server.propose_as_leader(req)),
+        )
+        .await;
+        Ok(ProposeBatchResponse {
+            responses: answers.into_iter().map(propose_response).collect(),
+        })
+    }
+
+    /// AppendEntries from the leader, over gRPC or a raft stream: the encoded answer.
+    async fn append(&self, m: RaftMessage) -> Result<Vec<u8>, Status> {
+        self.check(&m)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&m.data)?;
+        let res = self.server.raft().append_entries(rpc).await;
+        encode_answer(&res)
+    }
+}
+
+/// Serves one raft stream (see [`crate::raft::stream`]) until the sender closes it or this
+/// member stops: each AppendEntries is handed to raft here, its answer written back.
+pub async fn serve_raft_stream(server: Arc<EtcdServer>, stream: tokio::net::TcpStream) {
+    use crate::raft::stream::{accept, read_frame, write_answer, KIND_APPEND, KIND_PROPOSE};
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let svc = PeerService {
+        server,
+        snap_dir: PathBuf::new(),
+    };
+    let mut io = tokio::io::BufReader::new(stream);
+    if let Err(e) = accept(&mut io).await {
+        tracing::debug!(?peer, error = %e, "refused a peer connection");
+        return;
+    }
+    loop {
+        let (kind, body) = match read_frame(&mut io, MAX_PEER_MESSAGE + 1024).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(?peer, error = %e, "raft stream ended");
+                return;
+            }
+        };
+        let bad = |e: prost::DecodeError| {
+            Status::invalid_argument(format!("bad raft stream message: {e}"))
+        };
+        let answer = match kind {
+            KIND_APPEND => match RaftMessage::decode(body.as_slice()) {
+                Ok(m) => {
+                    Metrics::inc(&svc.server.metrics.stream_appends_received);
+                    svc.append(m).await
+                }
+                Err(e) => Err(bad(e)),
+            },
+            KIND_PROPOSE => match ProposeBatchRequest::decode(body.as_slice()) {
+                Ok(p) => {
+                    svc.server.metrics.stream_proposals_received.fetch_add(
+                        p.requests.len() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    svc.propose_all(p).await.map(|r| r.encode_to_vec())
+                }
+                Err(e) => Err(bad(e)),
+            },
+            other => Err(Status::unimplemented(format!(
+                "raft stream message kind {other} is not known to this member"
+            ))),
+        };
+        if let Err(e) = write_answer(io.get_mut(), answer).await {
+            tracing::debug!(?peer, error = %e, "raft stream ended");
+            return;
+        }
     }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Status> {
     bincode::deserialize(b).map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
+}
+
+/// A raft call's outcome as the peer protocol carries it.
+fn encode_answer<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {
+    bincode::serialize(v).map_err(|e| Status::internal(e.to_string()))
 }
 
 fn encode_err(e: &crate::error::EtcdError) -> Vec<u8> {
@@ -110,11 +194,8 @@ impl Peer for PeerService {
         &self,
         r: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let m = r.into_inner();
-        self.check(&m)?;
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(&m.data)?;
-        let res = self.server.raft().append_entries(rpc).await;
-        self.reply(&res)
+        let data = self.append(r.into_inner()).await?;
+        Ok(self.reply(data))
     }
 
     async fn vote(&self, r: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
@@ -122,7 +203,7 @@ impl Peer for PeerService {
         self.check(&m)?;
         let rpc: VoteRequest<u64> = decode(&m.data)?;
         let res = self.server.raft().vote(rpc).await;
-        self.reply(&res)
+        Ok(self.reply(encode_answer(&res)?))
     }
 
     async fn install_snapshot(
@@ -197,7 +278,7 @@ impl Peer for PeerService {
             .raft()
             .install_full_snapshot(vote, snapshot)
             .await;
-        self.reply(&res)
+        Ok(self.reply(encode_answer(&res)?))
     }
 
     async fn propose(
@@ -218,18 +299,7 @@ impl Peer for PeerService {
         &self,
         r: Request<ProposeBatchRequest>,
     ) -> Result<Response<ProposeBatchResponse>, Status> {
-        let p = r.into_inner();
-        self.check_cluster(p.cluster_id)?;
-        // All proposed at once (in order), so they share the leader's log appends.
-        let answers = futures::future::join_all(
-            p.requests
-                .into_iter()
-                .map(|req| self.server.propose_as_leader(req)),
-        )
-        .await;
-        Ok(Response::new(ProposeBatchResponse {
-            responses: answers.into_iter().map(propose_response).collect(),
-        }))
+        Ok(Response::new(self.propose_all(r.into_inner()).await?))
     }
 
     async fn read_index(
