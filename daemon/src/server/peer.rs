@@ -140,9 +140,9 @@ pub async fn serve_raft_stream(server: Arc<EtcdServer>, stream: tokio::net::TcpS
             },
             KIND_PROPOSE => match ProposeBatchRequest::decode(body.as_slice()) {
                 Ok(p) => {
-                    svc.server.metrics.stream_proposals_received.fetch_add(
+                    Metrics::add(
+                        &svc.server.metrics.stream_proposals_received,
                         p.requests.len() as u64,
-                        std::sync::atomic::Ordering::Relaxed,
                     );
                     svc.propose_all(p).await.map(|r| r.encode_to_vec())
                 }
