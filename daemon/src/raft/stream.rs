@@ -54,13 +54,19 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     Ok(Some((head[4], body)))
 }
 
-/// A frame with `body` to send: header and body in one buffer, written with one call.
-fn frame(tag: u8, body: &[u8]) -> io::Result<Vec<u8>> {
-    let len = u32::try_from(body.len())
+/// A buffer holding the header of a frame whose body of `len` bytes is to follow (header and
+/// body go out in one write).
+fn frame_header(tag: u8, len: usize) -> io::Result<Vec<u8>> {
+    let len32 = u32::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "raft stream frame too big"))?;
-    let mut buf = Vec::with_capacity(HEADER + body.len());
-    buf.extend_from_slice(&len.to_be_bytes());
+    let mut buf = Vec::with_capacity(HEADER + len);
+    buf.extend_from_slice(&len32.to_be_bytes());
     buf.push(tag);
+    Ok(buf)
+}
+
+fn frame(tag: u8, body: &[u8]) -> io::Result<Vec<u8>> {
+    let mut buf = frame_header(tag, body.len())?;
     buf.extend_from_slice(body);
     Ok(buf)
 }
@@ -160,12 +166,7 @@ impl RaftStream {
         msg: &M,
         limit: usize,
     ) -> io::Result<Result<Vec<u8>, tonic::Status>> {
-        let len = msg.encoded_len();
-        let len32 = u32::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "raft message too big"))?;
-        let mut buf = Vec::with_capacity(HEADER + len);
-        buf.extend_from_slice(&len32.to_be_bytes());
-        buf.push(kind);
+        let mut buf = frame_header(kind, msg.encoded_len())?;
         msg.encode(&mut buf)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         self.io.get_mut().write_all(&buf).await?;

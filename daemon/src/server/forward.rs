@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::oneshot;
 
+use super::slots::Slots;
 use super::{decode_peer_error, peer_status};
 use crate::api::retcdpb::{InternalRequest, InternalResponse};
 use crate::api::retcdpeerpb::{ProposeBatchRequest, ProposeBatchResponse, ProposeResponse};
@@ -33,8 +34,7 @@ struct Pending {
 struct Queue {
     /// Where the leader listens (its latest known peer URLs).
     node: MemberNode,
-    waiting: Vec<Pending>,
-    in_flight: usize,
+    slots: Slots<Pending>,
 }
 
 /// The writes for one leader.
@@ -86,8 +86,7 @@ impl Forwarder {
                     leader,
                     queue: Mutex::new(Queue {
                         node: node.clone(),
-                        waiting: Vec::new(),
-                        in_flight: 0,
+                        slots: Slots::new(IN_FLIGHT),
                     }),
                 })
             })
@@ -97,12 +96,11 @@ impl Forwarder {
             if q.node != *node {
                 q.node = node.clone();
             }
-            if q.in_flight < IN_FLIGHT && q.waiting.is_empty() {
-                q.in_flight += 1;
+            if q.slots.try_take() {
                 Ok((req, q.node.clone()))
             } else {
                 let (done, answer) = oneshot::channel();
-                q.waiting.push(Pending { req, done });
+                q.slots.push(Pending { req, done });
                 Err(answer)
             }
         };
@@ -148,7 +146,7 @@ impl Drop for Slot {
                     rt.spawn(run(self.inner.clone(), self.lq.clone(), batch, node));
                 }
             }
-            Err(_) => self.lq.queue.lock().in_flight -= 1,
+            Err(_) => self.lq.queue.lock().slots.release(),
         }
     }
 }
@@ -158,12 +156,11 @@ impl LeaderQueue {
     /// nothing queued.
     fn next_batch(&self) -> Option<(Vec<Pending>, MemberNode)> {
         let mut q = self.queue.lock();
-        if q.waiting.is_empty() {
-            q.in_flight -= 1;
-            return None;
-        }
-        let n = q.waiting.len().min(MAX_BATCH);
-        Some((q.waiting.drain(..n).collect(), q.node.clone()))
+        let batch = q.slots.next_batch(|waiting| {
+            let n = waiting.len().min(MAX_BATCH);
+            (n > 0).then(|| waiting.drain(..n).collect())
+        })?;
+        Some((batch, q.node.clone()))
     }
 }
 

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod peer;
 mod propose;
 mod reads;
+mod slots;
 mod transfer;
 pub mod validate;
 

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::oneshot;
 
+use super::slots::Slots;
 use crate::api::retcdpb::{internal_request, InternalBatch, InternalRequest, InternalResponse};
 use crate::cluster::MemberNode;
 use crate::error::EtcdError;
@@ -32,15 +33,9 @@ struct Waiting {
     done: oneshot::Sender<Outcome>,
 }
 
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Waiting>,
-    in_flight: usize,
-}
-
 struct Inner {
     raft: Raft,
-    queue: Mutex<Queue>,
+    queue: Mutex<Slots<Waiting>>,
     /// Writes that went into raft as part of a batch entry (`/metrics`).
     batched: AtomicU64,
 }
@@ -57,7 +52,7 @@ impl Proposer {
         Proposer {
             inner: Arc::new(Inner {
                 raft,
-                queue: Mutex::new(Queue::default()),
+                queue: Mutex::new(Slots::new(IN_FLIGHT)),
                 batched: AtomicU64::new(0),
             }),
         }
@@ -72,12 +67,11 @@ impl Proposer {
     pub async fn write(&self, req: InternalRequest) -> Outcome {
         let answer = {
             let mut q = self.inner.queue.lock();
-            if q.in_flight < IN_FLIGHT && q.waiting.is_empty() {
-                q.in_flight += 1;
+            if q.try_take() {
                 Err(req)
             } else {
                 let (done, answer) = oneshot::channel();
-                q.waiting.push(Waiting { req, done });
+                q.push(Waiting { req, done });
                 Ok(answer)
             }
         };
@@ -106,7 +100,7 @@ impl Drop for Slot {
                     rt.spawn(run(self.0.clone(), next));
                 }
             }
-            Err(_) => self.0.queue.lock().in_flight -= 1,
+            Err(_) => self.0.queue.lock().release(),
         }
     }
 }
@@ -126,12 +120,7 @@ impl Inner {
     /// For the holder of a slot: the next batch to propose, or None after giving the slot
     /// back because nothing queued.
     fn next_batch(&self) -> Option<Vec<Waiting>> {
-        let mut q = self.queue.lock();
-        let next = take_batch(&mut q.waiting);
-        if next.is_none() {
-            q.in_flight -= 1;
-        }
-        next
+        self.queue.lock().next_batch(take_batch)
     }
 }
 
