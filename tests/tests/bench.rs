@@ -211,3 +211,53 @@ fn reports_read_like_etcds_benchmark_tool() {
     let o = bench(&m.endpoint(), &["frobnicate"]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// A member killed and restarted under load: the load generator's requests fail while it is
+/// down and go through again once it is back (its connection is made anew), as etcd's
+/// benchmark tool's do.
+#[test]
+fn load_goes_on_after_a_member_restarts() {
+    let mut m = Member::start(Flavor::Retcd);
+    let ep = m.endpoint();
+    let child = Command::new("timeout")
+        .arg("120")
+        .arg(retcd_bin().with_file_name("etcd-bench"))
+        .args([
+            "--endpoints",
+            &ep,
+            "--clients",
+            "2",
+            "--conns",
+            "1",
+            "-w",
+            "json",
+        ])
+        .args([
+            "put",
+            "--total",
+            "600",
+            "--rate",
+            "100",
+            "--sequential-keys",
+            "--key-space-size",
+            "100000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run etcd-bench");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    m.restart();
+    // Every acknowledged put survived the kill (distinct keys: one per successful put).
+    let before = count(&ep);
+    assert!(before > 0, "no put went through before the restart");
+    let r = reports(&child.wait_with_output().expect("wait for etcd-bench"));
+    let (ok, errors) = (r[0]["requests"].as_u64(), r[0]["errors"].as_u64());
+    assert_eq!(ok.zip(errors).map(|(o, e)| o + e), Some(600), "{}", r[0]);
+    let after = count(&ep);
+    assert_eq!(Some(after), ok, "{}", r[0]);
+    assert!(
+        after > before + 100,
+        "puts after the restart: {before} -> {after}"
+    );
+}

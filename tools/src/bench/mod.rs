@@ -9,6 +9,7 @@ pub mod report;
 mod stm;
 mod txn;
 mod watch;
+mod wire;
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -20,11 +21,15 @@ use std::time::{Duration, Instant};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::client::{status_message, Ch, Token};
+use crate::client::{status_message, Token};
 use crate::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::flags::{self, flag, short, Kind, Parsed, Spec};
 use crate::tls::Security;
 use report::Report;
+use wire::{H2Wire, Wire};
+
+/// A connection to one member, carrying the auth token when `--user` is given.
+pub type Ch = InterceptedService<Wire, Token>;
 
 const GLOBAL: &[Spec] = &[
     flag("endpoints", Kind::Value, "127.0.0.1:2379"),
@@ -382,9 +387,28 @@ async fn connect(f: &Parsed) -> Result<Vec<Ch>, Fail> {
                     .ok_or_else(|| Fail("the server returned an unusable token".into()))?
             }
         };
-        conns.push(InterceptedService::new(ch, token));
+        // Plain TCP: requests go straight onto an HTTP/2 connection (see wire.rs).
+        let wire = match plain_authority(ep, &security) {
+            Some(a) => Wire::H2(
+                H2Wire::connect(&a, ch)
+                    .await
+                    .map_err(|e| Fail(format!("dial error: {e}")))?,
+            ),
+            None => Wire::Tonic(ch),
+        };
+        conns.push(InterceptedService::new(wire, token));
     }
     Ok(conns)
+}
+
+/// `host:port` of an endpoint reached without TLS.
+fn plain_authority(ep: &str, security: &Security) -> Option<String> {
+    let url = crate::client::endpoint_url(ep);
+    if !matches!(security.for_endpoint(ep), Ok(None)) {
+        return None;
+    }
+    url.strip_prefix("http://")
+        .map(|a| a.trim_end_matches('/').to_string())
 }
 
 /// Runs etcd-bench with `args` (without the program name); returns the exit code.

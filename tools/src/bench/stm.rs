@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::Ch;
 use super::{drive, put_varint, Ctx, Fail, Op, Rng};
-use crate::client::{status_message, Ch};
+use crate::client::status_message;
 use crate::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::etcdserverpb::kv_client::KvClient;
 use crate::etcdserverpb::request_op::Request;

@@ -44,7 +44,7 @@ fn put_op(key: Vec<u8>, value: Vec<u8>) -> RequestOp {
     }
 }
 
-async fn txn(ch: crate::client::Ch, success: Vec<RequestOp>) -> Result<(), String> {
+async fn txn(ch: super::Ch, success: Vec<RequestOp>) -> Result<(), String> {
     KvClient::new(ch)
         .max_decoding_message_size(usize::MAX)
         .txn(TxnRequest {

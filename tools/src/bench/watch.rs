@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::report::Report;
+use super::Ch;
 use super::{Ctx, Fail, Limiter, Rng};
-use crate::client::{status_message, Ch};
+use crate::client::status_message;
 use crate::etcdserverpb::kv_client::KvClient;
 use crate::etcdserverpb::watch_client::WatchClient;
 use crate::etcdserverpb::watch_request::RequestUnion;
