@@ -403,12 +403,10 @@ async fn connect(f: &Parsed) -> Result<Vec<Ch>, Fail> {
 
 /// `host:port` of an endpoint reached without TLS.
 fn plain_authority(ep: &str, security: &Security) -> Option<String> {
-    let url = crate::client::endpoint_url(ep);
     if !matches!(security.for_endpoint(ep), Ok(None)) {
         return None;
     }
-    url.strip_prefix("http://")
-        .map(|a| a.trim_end_matches('/').to_string())
+    retcd::raft::stream::plain_authority(&crate::client::endpoint_url(ep)).map(str::to_string)
 }
 
 /// Runs etcd-bench with `args` (without the program name); returns the exit code.
