@@ -252,10 +252,18 @@ fn load_goes_on_after_a_member_restarts() {
     let before = count(&ep);
     assert!(before > 0, "no put went through before the restart");
     let r = reports(&child.wait_with_output().expect("wait for etcd-bench"));
-    let (ok, errors) = (r[0]["requests"].as_u64(), r[0]["errors"].as_u64());
-    assert_eq!(ok.zip(errors).map(|(o, e)| o + e), Some(600), "{}", r[0]);
+    let ok = r[0]["requests"].as_u64().unwrap_or(0);
+    let errors = r[0]["errors"].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(ok + errors, 600, "{}", r[0]);
+    // Every acknowledged put is there. A put whose connection broke after it reached the
+    // member counts as an error yet may have been committed (its outcome is unknown to the
+    // client, as with etcd): the count lies between the two.
     let after = count(&ep);
-    assert_eq!(Some(after), ok, "{}", r[0]);
+    assert!(
+        (ok..=ok + errors).contains(&after),
+        "{after} keys for {ok} acknowledged puts and {errors} errors: {}",
+        r[0]
+    );
     assert!(
         after > before + 100,
         "puts after the restart: {before} -> {after}"
