@@ -278,6 +278,8 @@ const IDLE_STREAMS: usize = 8;
 #[derive(Clone)]
 pub struct PeerNetwork {
     pub peers: Peers,
+    /// How far this member's raft log is durable (`LogStore::durable`).
+    pub durable: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 /// openraft's connection to one peer (one per replication stream or vote).
@@ -287,6 +289,7 @@ pub struct PeerConn {
     node: MemberNode,
     /// The raft stream AppendEntries go over, connected on first use.
     stream: Option<RaftStream>,
+    durable: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -298,6 +301,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             node: node.clone(),
             stream: None,
+            durable: self.durable.clone(),
         }
     }
 }
@@ -437,6 +441,27 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         let ttl = option.hard_ttl();
         let mut rpc = rpc;
         let partial = limit_append(&mut rpc);
+        // The leader's own entries count as flushed before they are (see `log_store`): a
+        // follower learns a commit index only once the leader's log holds it too, so an entry
+        // a follower applies is on the disks of a majority even if the leader loses power.
+        if let (Some(d), Some(c)) = (self.durable.as_mut(), rpc.leader_commit) {
+            match tokio::time::timeout(ttl, super::log_store::wait_durable(d, c.index)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Err(RPCError::Network(NetworkError::new(
+                        &std::io::Error::other(e),
+                    )))
+                }
+                Err(_) => {
+                    return Err(RPCError::Timeout(Timeout {
+                        action: openraft::network::RPCTypes::AppendEntries,
+                        id: self.peers.self_id,
+                        target: self.target,
+                        timeout: ttl,
+                    }))
+                }
+            }
+        }
         let mut req = self.message(encode(&rpc)?);
         let data = match self.call_stream(req.get_ref(), ttl).await {
             Some(answer) => answer.map_err(|s| self.failed(s, ttl))?,

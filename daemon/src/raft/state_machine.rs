@@ -78,6 +78,9 @@ pub struct StateMachine {
     /// Where checkpoints for peers are taken (`<data-dir>/member/snap`).
     snap_dir: PathBuf,
     snapshots: Arc<SnapshotTrigger>,
+    /// How far the raft log is durable here: the leader's own entries are applied only once
+    /// its log holds them (see `log_store`).
+    durable: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl StateMachine {
@@ -114,7 +117,13 @@ impl StateMachine {
             warn_apply,
             snap_dir,
             snapshots: Arc::new(SnapshotTrigger::new(u64::MAX)),
+            durable: None,
         })
+    }
+
+    /// Applies an entry only once the raft log is durable up to it (`LogStore::durable`).
+    pub fn wait_for_log(&mut self, durable: tokio::sync::watch::Receiver<u64>) {
+        self.durable = Some(durable);
     }
 
     /// Asks for a snapshot every `count` applied requests; run the returned trigger once raft
@@ -177,6 +186,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        let entries: Vec<_> = entries.into_iter().collect();
+        if let (Some(d), Some(last)) = (self.durable.as_mut(), entries.last()) {
+            crate::raft::log_store::wait_durable(d, last.log_id.index)
+                .await
+                .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
+        }
         let started = Instant::now();
         let mut out = Vec::new();
         let mut txn = self.store.write();

@@ -66,7 +66,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     };
 
     let store = Arc::new(Store::open(backend.clone()).map_err(|e| e.to_string())?);
-    let log_store = LogStore::open(backend.clone()).map_err(|e| e.to_string())?;
+    let log_store = LogStore::open(backend.clone(), member_id).map_err(|e| e.to_string())?;
     let snap_dir = crate::backend::db_path(&cfg.data_dir)
         .with_file_name("snap")
         .join("send");
@@ -101,6 +101,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     )
     .map_err(|e| e.to_string())?;
     let snapshots = sm.snapshot_every(cfg.snapshot_count);
+    sm.wait_for_log(log_store.durable());
     let peers = Peers::new(cid, member_id).with_local_ip(
         cfg.listen_peer_urls
             .first()
@@ -109,6 +110,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     );
     let network = PeerNetwork {
         peers: peers.clone(),
+        durable: Some(log_store.durable()),
     };
     let raft = Raft::new(member_id, raft_config(&cfg)?, network, log_store, sm)
         .await
