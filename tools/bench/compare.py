@@ -24,10 +24,18 @@ import time
 import urllib.request
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # The kernel may hand out a port again once it is closed: never give one out twice.
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 class Cluster:
@@ -68,6 +76,7 @@ class Cluster:
                 except Exception:
                     pass
                 if time.time() > deadline:
+                    self.stop()
                     raise SystemExit(f"{kind}: {m['name']} not healthy within 60s")
                 time.sleep(0.1)
 
