@@ -18,7 +18,8 @@ pub const CF_META: &str = "meta";
 const CFS: [&str; 4] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_KV, CF_META];
 /// Write-ahead logs kept for reuse, and how much a new database writes to have the first.
 const WAL_RECYCLE: usize = 2;
-const WAL_PRIME_MIB: u32 = 64;
+const WAL_PRIME_MIB: u32 = 20;
+const WAL_PRIME_LOGS: u32 = 2;
 const WAL_PRIME_MARKER: &str = "wal-prime";
 
 /// Options of a column family. Memtables take memory in arena blocks; RocksDB's default
@@ -122,31 +123,41 @@ impl Backend {
     /// that grows makes each of those also write the file's inode (its size changed); a log
     /// reused in place (`recycle_log_file_num`) is overwritten within its old size, so the
     /// sync writes data only — what etcd gets from its preallocated 64 MB WAL segments. A new
-    /// database has no log to reuse yet: this writes 64 MiB of log-only records (RocksDB's
-    /// `LogData`: in the log, never in a memtable, so they cost no memory) and a marker key,
-    /// flushes (which switches to a new log and keeps the old one for reuse) and deletes the
-    /// marker again. Later logs are recycled as they retire.
+    /// database has no log to reuse yet: this twice writes 20 MiB of log-only records
+    /// (RocksDB's `LogData`: in the log, never in a memtable, so they cost no memory) and a
+    /// marker key (then its deletion), and flushes, which switches to another log and keeps
+    /// the old one for reuse: the log in use and the one kept are both full-size. Later logs
+    /// are recycled as they retire.
+    ///
+    /// RocksDB cuts a log back to what was written into it when it retires it, and freeing
+    /// blocks stalls every fsync on the file system meanwhile (a cut from 64 MiB took
+    /// 70-135 ms while raft appends waited). 20 MiB is about what one log takes before the
+    /// raft log's 8 MiB memtable switches it (raft entries and their MVCC records, ~17 MB),
+    /// so a retiring log loses little.
     fn prime_wal(&self) -> Result<()> {
         let cf = self
             .db
             .cf_handle("default")
             .ok_or_else(|| BackendError::Other("column family default missing".into()))?;
         let chunk = vec![0u8; 1 << 20];
-        for _ in 0..WAL_PRIME_MIB {
+        for round in 0..WAL_PRIME_LOGS {
+            for _ in 0..WAL_PRIME_MIB {
+                let mut b = WriteBatch::default();
+                b.put_log_data(&chunk);
+                self.db.write(b).ctx("prime the write-ahead log")?;
+            }
+            // The flush needs something to flush before it switches logs: the marker, then
+            // its deletion.
             let mut b = WriteBatch::default();
-            b.put_log_data(&chunk);
+            if round == 0 {
+                b.put_cf(cf, WAL_PRIME_MARKER, b"");
+            } else {
+                b.delete_cf(cf, WAL_PRIME_MARKER);
+            }
             self.db.write(b).ctx("prime the write-ahead log")?;
+            self.db.flush_wal(true).ctx("prime the write-ahead log")?;
+            self.db.flush_cf(cf).ctx("prime the write-ahead log")?;
         }
-        // The flush needs something to flush before it switches logs.
-        let mut b = WriteBatch::default();
-        b.put_cf(cf, WAL_PRIME_MARKER, b"");
-        self.db.write(b).ctx("prime the write-ahead log")?;
-        self.db.flush_wal(true).ctx("prime the write-ahead log")?;
-        self.db.flush_cf(cf).ctx("prime the write-ahead log")?;
-        self.db
-            .delete_cf(cf, WAL_PRIME_MARKER)
-            .ctx("prime the write-ahead log")?;
-        self.db.flush_cf(cf).ctx("prime the write-ahead log")?;
         self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         Ok(())
     }

@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// A new database starts with a full-size log ready for reuse, none of the filler left,
-/// and a size that does not count the logs.
+/// A new database starts with full-size logs, the one in use and one ready for reuse, none
+/// of the filler left, and a size that does not count the logs.
 #[test]
 fn a_new_database_has_a_primed_write_ahead_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -14,8 +14,11 @@ fn a_new_database_has_a_primed_write_ahead_log() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
         .map(|e| e.metadata().unwrap().len())
         .collect();
-    assert!(
-        logs.iter().any(|n| *n >= u64::from(WAL_PRIME_MIB) << 20),
+    assert_eq!(
+        logs.iter()
+            .filter(|n| **n >= u64::from(WAL_PRIME_MIB) << 20)
+            .count(),
+        WAL_PRIME_LOGS as usize,
         "logs: {logs:?}"
     );
     let cf = b.db.cf_handle("default").unwrap();
