@@ -67,6 +67,26 @@ fn limit_append(rpc: &mut AppendEntriesRequest<TypeConfig>) -> Option<super::Log
     Some(last)
 }
 
+/// The commit index an AppendEntries may carry. The leader's own entries count as flushed
+/// before they are (see `log_store`): a follower learns a commit index only once the leader's
+/// log holds it too, so an entry a follower applies is on the disks of a majority even if the
+/// leader loses power. On a disk slower than `wait` the request goes without a commit index
+/// (the follower keeps its own; a later request brings it), so heartbeats still go out.
+async fn commit_to_send(
+    durable: &mut tokio::sync::watch::Receiver<u64>,
+    commit: Option<super::LogId>,
+    wait: Duration,
+) -> Result<Option<super::LogId>, String> {
+    let Some(c) = commit else {
+        return Ok(None);
+    };
+    match tokio::time::timeout(wait, super::log_store::wait_durable(durable, c.index)).await {
+        Ok(Ok(())) => Ok(Some(c)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Idle raft streams by peer ID and URL.
 type IdleStreams = HashMap<(u64, String), Vec<RaftStream>>;
 
@@ -441,25 +461,16 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         let ttl = option.hard_ttl();
         let mut rpc = rpc;
         let partial = limit_append(&mut rpc);
-        // The leader's own entries count as flushed before they are (see `log_store`): a
-        // follower learns a commit index only once the leader's log holds it too, so an entry
-        // a follower applies is on the disks of a majority even if the leader loses power.
-        if let (Some(d), Some(c)) = (self.durable.as_mut(), rpc.leader_commit) {
-            match tokio::time::timeout(ttl, super::log_store::wait_durable(d, c.index)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    return Err(RPCError::Network(NetworkError::new(
-                        &std::io::Error::other(e),
-                    )))
-                }
-                Err(_) => {
-                    return Err(RPCError::Timeout(Timeout {
-                        action: openraft::network::RPCTypes::AppendEntries,
-                        id: self.peers.self_id,
-                        target: self.target,
-                        timeout: ttl,
-                    }))
-                }
+        if let Some(d) = self.durable.as_mut() {
+            let wanted = rpc.leader_commit;
+            rpc.leader_commit = commit_to_send(d, wanted, ttl / 2)
+                .await
+                .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e))))?;
+            if rpc.leader_commit != wanted {
+                tracing::debug!(
+                    peer = %format!("{:x}", self.target),
+                    "the raft log is not yet durable up to the commit index; sending without it"
+                );
             }
         }
         let mut req = self.message(encode(&rpc)?);
@@ -629,6 +640,35 @@ mod tests {
                 .collect(),
             leader_commit: Some(LogId::new(CommittedLeaderId::new(2, 1), sizes.len() as u64)),
         }
+    }
+
+    #[tokio::test]
+    async fn a_commit_index_goes_out_only_once_the_leaders_log_holds_it() {
+        let id = |i| LogId::new(CommittedLeaderId::new(2, 1), i);
+        let wait = Duration::from_millis(200);
+        let (tx, mut rx) = tokio::sync::watch::channel(5u64);
+        assert_eq!(commit_to_send(&mut rx, None, wait).await, Ok(None));
+        assert_eq!(
+            commit_to_send(&mut rx, Some(id(5)), wait).await,
+            Ok(Some(id(5)))
+        );
+        // Durable a moment later: it waits.
+        let later = tokio::spawn({
+            let tx = tx.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tx.send_replace(7);
+            }
+        });
+        assert_eq!(
+            commit_to_send(&mut rx, Some(id(7)), wait).await,
+            Ok(Some(id(7)))
+        );
+        later.await.unwrap();
+        // Not durable within the wait: the request goes without a commit index.
+        assert_eq!(commit_to_send(&mut rx, Some(id(9)), wait).await, Ok(None));
+        drop(tx);
+        assert!(commit_to_send(&mut rx, Some(id(9)), wait).await.is_err());
     }
 
     #[test]
