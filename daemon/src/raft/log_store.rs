@@ -92,22 +92,23 @@ impl LogStore {
             leading_term: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel::<Op>();
-        let mut store = LogStore {
-            backend: backend.clone(),
-            shared: shared.clone(),
-            tx,
-            self_id,
-            durable: watch::channel(0).1,
-        };
         // What a previous run left on disk is as durable as it will get.
-        let on_disk = store.last_on_disk()?.or(last_purged).map_or(0, |l| l.index);
-        let (durable_tx, durable_rx) = watch::channel(on_disk);
-        store.durable = durable_rx;
+        let on_disk = last_on_disk(&backend)?
+            .or(last_purged)
+            .map_or(0, |l| l.index);
+        let (durable_tx, durable) = watch::channel(on_disk);
+        let (b, s) = (backend.clone(), shared.clone());
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_loop(backend, shared, rx, durable_tx))
+            .spawn(move || writer_loop(b, s, rx, durable_tx))
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
-        Ok(store)
+        Ok(LogStore {
+            backend,
+            shared,
+            tx,
+            self_id,
+            durable,
+        })
     }
 
     /// The index up to which the log is written and fsynced.
@@ -147,22 +148,22 @@ impl LogStore {
             })?
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
+}
 
-    fn last_on_disk(&self) -> Result<Option<LogId>, StorageError> {
-        let cf = self
-            .backend
-            .cf(CF_RAFT_LOG)
-            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-        let mut it = self.backend.db.iterator_cf(cf, IteratorMode::End);
-        match it.next() {
-            None => Ok(None),
-            Some(Ok((_, v))) => {
-                let e: Entry = bincode::deserialize(&v)
-                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-                Ok(Some(*e.get_log_id()))
-            }
-            Some(Err(e)) => Err(io_err(ErrorSubject::Logs, ErrorVerb::Read, e)),
+/// The id of the last entry in the log on disk.
+fn last_on_disk(backend: &Backend) -> Result<Option<LogId>, StorageError> {
+    let cf = backend
+        .cf(CF_RAFT_LOG)
+        .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+    let mut it = backend.db.iterator_cf(cf, IteratorMode::End);
+    match it.next() {
+        None => Ok(None),
+        Some(Ok((_, v))) => {
+            let e: Entry = bincode::deserialize(&v)
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            Ok(Some(*e.get_log_id()))
         }
+        Some(Err(e)) => Err(io_err(ErrorSubject::Logs, ErrorVerb::Read, e)),
     }
 }
 
@@ -194,9 +195,6 @@ fn leaders_own(leading: u64, self_id: u64, id: &LogId) -> bool {
 
 /// Waits until the log is durable up to `index`; an error once the log writer has stopped.
 pub async fn wait_durable(durable: &mut watch::Receiver<u64>, index: u64) -> Result<(), String> {
-    if *durable.borrow() >= index {
-        return Ok(());
-    }
     durable
         .wait_for(|d| *d >= index)
         .await
@@ -216,7 +214,8 @@ fn writer_loop(
         while let Ok(more) = rx.try_recv() {
             ops.push(more);
         }
-        let result = (|| -> Result<u64, String> {
+        // The last index appended in this batch and how far the log is durable after it.
+        let result = (|| -> Result<(u64, u64), String> {
             let log_cf = backend.cf(CF_RAFT_LOG).map_err(|e| e.to_string())?;
             let state_cf = backend.cf(CF_RAFT_STATE).map_err(|e| e.to_string())?;
             let mut batch = WriteBatch::default();
@@ -253,11 +252,11 @@ fn writer_loop(
             }
             let sync = ops.iter().any(Op::durable);
             backend.write(batch, sync).map_err(|e| e.to_string())?;
-            durable_index = durable_after;
-            Ok(last_appended)
+            Ok((last_appended, durable_after))
         })();
         match &result {
-            Ok(_) => {
+            Ok((_, now)) => {
+                durable_index = *now;
                 durable.send_if_modified(|d| {
                     let changed = *d != durable_index;
                     *d = durable_index;
@@ -276,7 +275,7 @@ fn writer_loop(
                 }
             }
         }
-        if let Ok(last) = &result {
+        if let Ok((last, _)) = &result {
             if *last > TAIL_KEEP {
                 let mut tail = shared.tail.lock();
                 let keep_from = last - TAIL_KEEP;
@@ -381,7 +380,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| *e.get_log_id());
         let last = match tail_last {
             Some(l) => Some(l),
-            None => self.last_on_disk()?,
+            None => last_on_disk(&self.backend)?,
         };
         Ok(LogState {
             last_purged_log_id,
@@ -616,11 +615,11 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(store.last_on_disk().unwrap().map(|l| l.index), Some(5));
+        assert_eq!(last_on_disk(&backend).unwrap().map(|l| l.index), Some(5));
 
         store.truncate(entry(3, 7, 3).1).await.unwrap();
         assert_eq!(*durable.borrow(), 2);
-        assert_eq!(store.last_on_disk().unwrap().map(|l| l.index), Some(2));
+        assert_eq!(last_on_disk(&backend).unwrap().map(|l| l.index), Some(2));
 
         // Another member's vote: this one no longer leads.
         store.save_vote(&Vote::new_committed(4, 8)).await.unwrap();

@@ -299,7 +299,7 @@ const IDLE_STREAMS: usize = 8;
 pub struct PeerNetwork {
     pub peers: Peers,
     /// How far this member's raft log is durable (`LogStore::durable`).
-    pub durable: Option<tokio::sync::watch::Receiver<u64>>,
+    pub durable: tokio::sync::watch::Receiver<u64>,
 }
 
 /// openraft's connection to one peer (one per replication stream or vote).
@@ -309,7 +309,7 @@ pub struct PeerConn {
     node: MemberNode,
     /// The raft stream AppendEntries go over, connected on first use.
     stream: Option<RaftStream>,
-    durable: Option<tokio::sync::watch::Receiver<u64>>,
+    durable: tokio::sync::watch::Receiver<u64>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -461,17 +461,15 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         let ttl = option.hard_ttl();
         let mut rpc = rpc;
         let partial = limit_append(&mut rpc);
-        if let Some(d) = self.durable.as_mut() {
-            let wanted = rpc.leader_commit;
-            rpc.leader_commit = commit_to_send(d, wanted, ttl / 2)
-                .await
-                .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e))))?;
-            if rpc.leader_commit != wanted {
-                tracing::debug!(
-                    peer = %format!("{:x}", self.target),
-                    "the raft log is not yet durable up to the commit index; sending without it"
-                );
-            }
+        let wanted = rpc.leader_commit;
+        rpc.leader_commit = commit_to_send(&mut self.durable, wanted, ttl / 2)
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e))))?;
+        if rpc.leader_commit != wanted {
+            tracing::debug!(
+                peer = %format!("{:x}", self.target),
+                "the raft log is not yet durable up to the commit index; sending without it"
+            );
         }
         let mut req = self.message(encode(&rpc)?);
         let data = match self.call_stream(req.get_ref(), ttl).await {

@@ -110,7 +110,7 @@ pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     );
     let network = PeerNetwork {
         peers: peers.clone(),
-        durable: Some(log_store.durable()),
+        durable: log_store.durable(),
     };
     let raft = Raft::new(member_id, raft_config(&cfg)?, network, log_store, sm)
         .await
