@@ -1,7 +1,9 @@
 //! The raft log in RocksDB (column families `raft_log` and `raft_state`).
 //!
-//! Every write goes through one writer thread, in order. The writer drains whatever is queued
-//! and commits it as one RocksDB batch with one fsync, so concurrent proposals share an fsync.
+//! Writes go through one writer thread, in order. The writer drains whatever is queued and
+//! commits it as one RocksDB batch with one fsync, so concurrent proposals share an fsync. A
+//! follower's append finding nothing queued is written by the caller (openraft's core) itself:
+//! the leader waits for it, and a round through the writer thread would only add two wakeups.
 //! Appended entries stay readable from an in-memory tail until they are durable (and a little
 //! longer, for replication).
 //!
@@ -39,24 +41,13 @@ enum Op {
         /// None: the leader's own entries, already reported flushed.
         done: Option<LogFlushed<TypeConfig>>,
     },
-    /// Raw state write (vote, committed, purged) plus optional log deletion, then notify.
+    /// Raw state write (vote, purged) plus optional log deletion, then notify.
     State {
         puts: Vec<(&'static str, Vec<u8>)>,
         delete_from: Option<u64>,
         delete_to_inclusive: Option<u64>,
         done: Option<oneshot::Sender<Result<(), String>>>,
-        /// Needs an fsync (everything but the committed index, which can be re-learned).
-        durable: bool,
     },
-}
-
-impl Op {
-    fn durable(&self) -> bool {
-        match self {
-            Op::Append { .. } => true,
-            Op::State { durable, .. } => *durable,
-        }
-    }
 }
 
 struct Shared {
@@ -64,6 +55,19 @@ struct Shared {
     last_purged: Mutex<Option<LogId>>,
     /// The term this member leads in by its last saved vote (0: not leading).
     leading_term: AtomicU64,
+    /// The last commit index openraft saved and its encoding, not yet written: it goes into
+    /// the writer's next batch that makes the log durable up to it.
+    committed: Mutex<Option<(u64, Vec<u8>)>>,
+    /// Ops sent to the writer thread and not yet written.
+    queued: AtomicU64,
+    /// Held while a batch is written.
+    io: Mutex<Io>,
+}
+
+/// How far the log is durable, and who hears of it.
+struct Io {
+    durable_index: u64,
+    durable: watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -86,21 +90,27 @@ fn encode<T: serde::Serialize>(v: &T, what: ErrorSubject<u64>) -> Result<Vec<u8>
 impl LogStore {
     pub fn open(backend: Arc<Backend>, self_id: u64) -> Result<LogStore, StorageError> {
         let last_purged: Option<LogId> = read_state(&backend, "purged")?;
-        let shared = Arc::new(Shared {
-            tail: Mutex::new(BTreeMap::new()),
-            last_purged: Mutex::new(last_purged),
-            leading_term: AtomicU64::new(0),
-        });
-        let (tx, rx) = mpsc::channel::<Op>();
         // What a previous run left on disk is as durable as it will get.
         let on_disk = last_on_disk(&backend)?
             .or(last_purged)
             .map_or(0, |l| l.index);
         let (durable_tx, durable) = watch::channel(on_disk);
+        let shared = Arc::new(Shared {
+            tail: Mutex::new(BTreeMap::new()),
+            last_purged: Mutex::new(last_purged),
+            leading_term: AtomicU64::new(0),
+            committed: Mutex::new(None),
+            queued: AtomicU64::new(0),
+            io: Mutex::new(Io {
+                durable_index: on_disk,
+                durable: durable_tx,
+            }),
+        });
+        let (tx, rx) = mpsc::channel::<Op>();
         let (b, s) = (backend.clone(), shared.clone());
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_loop(b, s, rx, durable_tx))
+            .spawn(move || writer_loop(b, s, rx))
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         Ok(LogStore {
             backend,
@@ -116,6 +126,15 @@ impl LogStore {
         self.durable.clone()
     }
 
+    /// Hands `op` to the writer thread.
+    fn queue(&self, op: Op, what: ErrorSubject<u64>) -> Result<(), StorageError> {
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(op).map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            io_err(what, ErrorVerb::Write, "raft log writer stopped")
+        })
+    }
+
     async fn write_state(
         &self,
         puts: Vec<(&'static str, Vec<u8>)>,
@@ -123,21 +142,15 @@ impl LogStore {
         delete_to_inclusive: Option<u64>,
     ) -> Result<(), StorageError> {
         let (done, rx) = oneshot::channel();
-        self.tx
-            .send(Op::State {
+        self.queue(
+            Op::State {
                 puts,
                 delete_from,
                 delete_to_inclusive,
                 done: Some(done),
-                durable: true,
-            })
-            .map_err(|_| {
-                io_err(
-                    ErrorSubject::Store,
-                    ErrorVerb::Write,
-                    "raft log writer stopped",
-                )
-            })?;
+            },
+            ErrorSubject::Store,
+        )?;
         rx.await
             .map_err(|_| {
                 io_err(
@@ -202,92 +215,95 @@ pub async fn wait_durable(durable: &mut watch::Receiver<u64>, index: u64) -> Res
         .map_err(|_| "the raft log writer stopped".to_string())
 }
 
-fn writer_loop(
-    backend: Arc<Backend>,
-    shared: Arc<Shared>,
-    rx: mpsc::Receiver<Op>,
-    durable: watch::Sender<u64>,
-) {
-    let mut durable_index = *durable.borrow();
+/// Writes `ops` as one RocksDB batch with one fsync, in the order given; then publishes how
+/// far the log is durable and trims the in-memory tail. Returns the last index appended.
+fn write_ops(backend: &Backend, shared: &Shared, ops: &[Op]) -> Result<u64, String> {
+    let mut io = shared.io.lock();
+    let log_cf = backend.cf(CF_RAFT_LOG).map_err(|e| e.to_string())?;
+    let state_cf = backend.cf(CF_RAFT_STATE).map_err(|e| e.to_string())?;
+    let mut batch = WriteBatch::default();
+    let mut last_appended = 0;
+    let mut durable_after = io.durable_index;
+    for op in ops {
+        match op {
+            Op::Append { rows, last, .. } => {
+                for (i, b) in rows {
+                    batch.put_cf(log_cf, key(*i), b);
+                }
+                last_appended = last_appended.max(*last);
+                durable_after = *last;
+            }
+            Op::State {
+                puts,
+                delete_from,
+                delete_to_inclusive,
+                ..
+            } => {
+                for (k, v) in puts {
+                    batch.put_cf(state_cf, k, v);
+                }
+                if let Some(from) = delete_from {
+                    batch.delete_range_cf(log_cf, key(*from), key(u64::MAX));
+                    // The log ends before `from` until something is appended again.
+                    durable_after = durable_after.min(from.saturating_sub(1));
+                }
+                if let Some(to) = delete_to_inclusive {
+                    batch.delete_range_cf(log_cf, key(0), key(to.saturating_add(1)));
+                }
+            }
+        }
+    }
+    // The commit index rides along once the log holds what it refers to (a restart must not
+    // find a commit index beyond its log).
+    {
+        let mut committed = shared.committed.lock();
+        if committed.as_ref().is_some_and(|(i, _)| *i <= durable_after) {
+            if let Some((_, b)) = committed.take() {
+                batch.put_cf(state_cf, "committed", b);
+            }
+        }
+    }
+    backend.write(batch, true).map_err(|e| e.to_string())?;
+    io.durable_index = durable_after;
+    io.durable.send_if_modified(|d| {
+        let changed = *d != durable_after;
+        *d = durable_after;
+        changed
+    });
+    drop(io);
+    if last_appended > TAIL_KEEP {
+        let mut tail = shared.tail.lock();
+        let keep_from = last_appended - TAIL_KEEP;
+        // Drop from the front: split_off would move the whole kept tail every batch.
+        while let Some(e) = tail.first_entry() {
+            if *e.key() >= keep_from {
+                break;
+            }
+            e.remove();
+        }
+    }
+    Ok(last_appended)
+}
+
+fn writer_loop(backend: Arc<Backend>, shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
         while let Ok(more) = rx.try_recv() {
             ops.push(more);
         }
-        // The last index appended in this batch and how far the log is durable after it.
-        let result = (|| -> Result<(u64, u64), String> {
-            let log_cf = backend.cf(CF_RAFT_LOG).map_err(|e| e.to_string())?;
-            let state_cf = backend.cf(CF_RAFT_STATE).map_err(|e| e.to_string())?;
-            let mut batch = WriteBatch::default();
-            let mut last_appended = 0;
-            let mut durable_after = durable_index;
-            for op in &ops {
-                match op {
-                    Op::Append { rows, last, .. } => {
-                        for (i, b) in rows {
-                            batch.put_cf(log_cf, key(*i), b);
-                        }
-                        last_appended = last_appended.max(*last);
-                        durable_after = *last;
-                    }
-                    Op::State {
-                        puts,
-                        delete_from,
-                        delete_to_inclusive,
-                        ..
-                    } => {
-                        for (k, v) in puts {
-                            batch.put_cf(state_cf, k, v);
-                        }
-                        if let Some(from) = delete_from {
-                            batch.delete_range_cf(log_cf, key(*from), key(u64::MAX));
-                            // The log ends before `from` until something is appended again.
-                            durable_after = durable_after.min(from.saturating_sub(1));
-                        }
-                        if let Some(to) = delete_to_inclusive {
-                            batch.delete_range_cf(log_cf, key(0), key(to.saturating_add(1)));
-                        }
-                    }
-                }
-            }
-            let sync = ops.iter().any(Op::durable);
-            backend.write(batch, sync).map_err(|e| e.to_string())?;
-            Ok((last_appended, durable_after))
-        })();
-        match &result {
-            Ok((_, now)) => {
-                durable_index = *now;
-                durable.send_if_modified(|d| {
-                    let changed = *d != durable_index;
-                    *d = durable_index;
-                    changed
-                });
-            }
-            Err(e) => {
-                if ops
-                    .iter()
-                    .any(|op| matches!(op, Op::Append { done: None, .. }))
-                {
-                    // The leader already let these entries go to its followers: like etcd on
-                    // a failed WAL write, stop rather than serve a log it could not keep.
-                    tracing::error!(error = %e, "cannot write the raft log; stopping the member");
-                    std::process::exit(1);
-                }
+        let result = write_ops(&backend, &shared, &ops);
+        if let Err(e) = &result {
+            if ops
+                .iter()
+                .any(|op| matches!(op, Op::Append { done: None, .. }))
+            {
+                // The leader already let these entries go to its followers: like etcd on a
+                // failed WAL write, stop rather than serve a log it could not keep.
+                tracing::error!(error = %e, "cannot write the raft log; stopping the member");
+                std::process::exit(1);
             }
         }
-        if let Ok((last, _)) = &result {
-            if *last > TAIL_KEEP {
-                let mut tail = shared.tail.lock();
-                let keep_from = last - TAIL_KEEP;
-                // Drop from the front: split_off would move the whole kept tail every batch.
-                while let Some(e) = tail.first_entry() {
-                    if *e.key() >= keep_from {
-                        break;
-                    }
-                    e.remove();
-                }
-            }
-        }
+        shared.queued.fetch_sub(ops.len() as u64, Ordering::AcqRel);
         for op in ops {
             match op {
                 Op::Append { done, .. } => {
@@ -409,24 +425,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let b = encode(&committed, ErrorSubject::Store)?;
-        // Neither waited for nor fsynced on its own (it rides on the next append's fsync):
-        // losing it only means re-learning the commit index from the leader. An fsync here
-        // would sit in front of the next append in the writer queue, doubling write latency.
-        self.tx
-            .send(Op::State {
-                puts: vec![("committed", b)],
-                delete_from: None,
-                delete_to_inclusive: None,
-                done: None,
-                durable: false,
-            })
-            .map_err(|_| {
-                io_err(
-                    ErrorSubject::Store,
-                    ErrorVerb::Write,
-                    "raft log writer stopped",
-                )
-            })
+        // Not written on its own: it goes with the writer's next batch (the next append on
+        // a busy member). Losing it only means re-learning the commit index from the leader;
+        // a write of its own for every commit would cost the writer a round per request.
+        *self.shared.committed.lock() = Some((committed.map_or(0, |c| c.index), b));
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -456,20 +459,36 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 tail.insert(id.index, e);
             }
         }
-        let (done, early) = if own {
-            (None, Some(callback))
-        } else {
-            (Some(callback), None)
-        };
-        self.tx.send(Op::Append { rows, last, done }).map_err(|_| {
-            io_err(
+        if own {
+            self.queue(
+                Op::Append {
+                    rows,
+                    last,
+                    done: None,
+                },
                 ErrorSubject::Logs,
-                ErrorVerb::Write,
-                "raft log writer stopped",
-            )
-        })?;
-        if let Some(cb) = early {
-            cb.log_io_completed(Ok(()));
+            )?;
+            callback.log_io_completed(Ok(()));
+        } else if self.shared.queued.load(Ordering::Acquire) == 0 {
+            // A follower's append, with nothing ahead of it for the writer (openraft's core
+            // is the only caller, so nothing can be queued meanwhile): written here, which
+            // saves the round through the writer thread while the leader waits for it.
+            let op = Op::Append {
+                rows,
+                last,
+                done: None,
+            };
+            let result = write_ops(&self.backend, &self.shared, std::slice::from_ref(&op));
+            callback.log_io_completed(result.map(|_| ()).map_err(std::io::Error::other));
+        } else {
+            self.queue(
+                Op::Append {
+                    rows,
+                    last,
+                    done: Some(callback),
+                },
+                ErrorSubject::Logs,
+            )?;
         }
         Ok(())
     }
@@ -585,6 +604,93 @@ mod tests {
         assert!(!leaders_own(5, 7, &other), "another leader's entry");
     }
 
+    async fn append_own(store: &LogStore, from: u64, to: u64) {
+        let mut rows = Vec::new();
+        for i in from..=to {
+            let (e, id) = entry(3, 7, i);
+            rows.push((i, encode(&e, ErrorSubject::Log(id)).unwrap()));
+            store.shared.tail.lock().insert(i, e);
+        }
+        store
+            .queue(
+                Op::Append {
+                    rows,
+                    last: to,
+                    done: None,
+                },
+                ErrorSubject::Logs,
+            )
+            .unwrap();
+        let mut durable = store.durable();
+        tokio::time::timeout(Duration::from_secs(10), wait_durable(&mut durable, to))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// The commit index is written with the first batch that makes the log hold it, never
+    /// ahead of the entries it refers to.
+    #[tokio::test]
+    async fn the_commit_index_goes_to_disk_with_the_log_it_refers_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(Backend::open(dir.path(), None, true).unwrap());
+        let mut store = LogStore::open(backend.clone(), 7).unwrap();
+        store.save_vote(&Vote::new_committed(3, 7)).await.unwrap();
+        append_own(&store, 1, 2).await;
+        store.save_committed(Some(entry(3, 7, 4).1)).await.unwrap();
+        assert_eq!(
+            store.read_committed().await.unwrap(),
+            None,
+            "not written alone"
+        );
+        append_own(&store, 3, 3).await;
+        assert_eq!(
+            store.read_committed().await.unwrap(),
+            None,
+            "the log ends at 3"
+        );
+        append_own(&store, 4, 5).await;
+        assert_eq!(
+            store.read_committed().await.unwrap(),
+            Some(entry(3, 7, 4).1)
+        );
+        store.save_committed(Some(entry(3, 7, 5).1)).await.unwrap();
+        store.save_vote(&Vote::new_committed(4, 8)).await.unwrap();
+        assert_eq!(
+            store.read_committed().await.unwrap(),
+            Some(entry(3, 7, 5).1)
+        );
+    }
+
+    /// What the writer queued is counted until written (a follower's append is written in
+    /// place only with nothing queued), and a write in place publishes its durable index.
+    #[tokio::test]
+    async fn a_write_in_place_follows_the_queue_and_publishes_its_durable_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(Backend::open(dir.path(), None, true).unwrap());
+        let mut store = LogStore::open(backend.clone(), 7).unwrap();
+        store.save_vote(&Vote::new_committed(3, 8)).await.unwrap();
+        append_own(&store, 1, 3).await;
+        assert_eq!(store.shared.queued.load(Ordering::Acquire), 0);
+        let mut rows = Vec::new();
+        for i in 4..=6 {
+            let (e, id) = entry(3, 8, i);
+            rows.push((i, encode(&e, ErrorSubject::Log(id)).unwrap()));
+            store.shared.tail.lock().insert(i, e);
+        }
+        let op = Op::Append {
+            rows,
+            last: 6,
+            done: None,
+        };
+        assert_eq!(
+            write_ops(&backend, &store.shared, std::slice::from_ref(&op)),
+            Ok(6)
+        );
+        assert_eq!(*store.durable().borrow(), 6);
+        assert_eq!(last_on_disk(&backend).unwrap().map(|l| l.index), Some(6));
+    }
+
     /// The leader's own entries go to the writer without a callback; the durable index
     /// follows the writes, and a truncation takes it back to where the log now ends.
     #[tokio::test]
@@ -604,12 +710,14 @@ mod tests {
             store.shared.tail.lock().insert(i, e);
         }
         store
-            .tx
-            .send(Op::Append {
-                rows,
-                last: 5,
-                done: None,
-            })
+            .queue(
+                Op::Append {
+                    rows,
+                    last: 5,
+                    done: None,
+                },
+                ErrorSubject::Logs,
+            )
             .unwrap();
         tokio::time::timeout(Duration::from_secs(10), wait_durable(&mut durable, 5))
             .await
