@@ -671,7 +671,15 @@ mod tests {
         let mut store = LogStore::open(backend.clone(), 7).unwrap();
         store.save_vote(&Vote::new_committed(3, 8)).await.unwrap();
         append_own(&store, 1, 3).await;
-        assert_eq!(store.shared.queued.load(Ordering::Acquire), 0);
+        // The writer counts its ops done right after publishing the durable index.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.shared.queued.load(Ordering::Acquire) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "queued ops never counted done"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let mut rows = Vec::new();
         for i in 4..=6 {
             let (e, id) = entry(3, 8, i);
