@@ -34,6 +34,9 @@ type Entry = openraft::Entry<TypeConfig>;
 /// Entries kept in memory behind the last durable one.
 const TAIL_KEEP: u64 = 2048;
 
+/// The most a follower's append written in place (not by the writer thread) may hold.
+const INLINE_MAX_BYTES: usize = 64 << 10;
+
 enum Op {
     Append {
         rows: Vec<(u64, Vec<u8>)>,
@@ -469,10 +472,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 ErrorSubject::Logs,
             )?;
             callback.log_io_completed(Ok(()));
-        } else if self.shared.queued.load(Ordering::Acquire) == 0 {
+        } else if self.shared.queued.load(Ordering::Acquire) == 0
+            && rows.iter().map(|(_, b)| b.len()).sum::<usize>() <= INLINE_MAX_BYTES
+        {
             // A follower's append, with nothing ahead of it for the writer (openraft's core
             // is the only caller, so nothing can be queued meanwhile): written here, which
-            // saves the round through the writer thread while the leader waits for it.
+            // saves the round through the writer thread while the leader waits for it. Big
+            // appends (a follower catching up) go to the writer, not to block the runtime.
             let op = Op::Append {
                 rows,
                 last,
