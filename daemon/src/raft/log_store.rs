@@ -610,13 +610,20 @@ mod tests {
         assert!(!leaders_own(5, 7, &other), "another leader's entry");
     }
 
-    async fn append_own(store: &LogStore, from: u64, to: u64) {
+    /// Entries `from..=to` of `term` by `node`, put in the store's in-memory tail, as rows.
+    fn rows(store: &LogStore, term: u64, node: u64, from: u64, to: u64) -> Vec<(u64, Vec<u8>)> {
         let mut rows = Vec::new();
         for i in from..=to {
-            let (e, id) = entry(3, 7, i);
+            let (e, id) = entry(term, node, i);
             rows.push((i, encode(&e, ErrorSubject::Log(id)).unwrap()));
             store.shared.tail.lock().insert(i, e);
         }
+        rows
+    }
+
+    /// Queues this leader's (7's) own entries `from..=to` of term 3; waits until durable.
+    async fn append_own(store: &LogStore, from: u64, to: u64) {
+        let rows = rows(store, 3, 7, from, to);
         store
             .queue(
                 Op::Append {
@@ -686,14 +693,8 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let mut rows = Vec::new();
-        for i in 4..=6 {
-            let (e, id) = entry(3, 8, i);
-            rows.push((i, encode(&e, ErrorSubject::Log(id)).unwrap()));
-            store.shared.tail.lock().insert(i, e);
-        }
         let op = Op::Append {
-            rows,
+            rows: rows(&store, 3, 8, 4, 6),
             last: 6,
             done: None,
         };
@@ -712,31 +713,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = Arc::new(Backend::open(dir.path(), None, true).unwrap());
         let mut store = LogStore::open(backend.clone(), 7).unwrap();
-        let mut durable = store.durable();
+        let durable = store.durable();
         assert_eq!(*durable.borrow(), 0);
 
         store.save_vote(&Vote::new_committed(3, 7)).await.unwrap();
         assert_eq!(store.shared.leading_term.load(Ordering::Acquire), 3);
-        let mut rows = Vec::new();
-        for i in 1..=5 {
-            let (e, id) = entry(3, 7, i);
-            rows.push((i, encode(&e, ErrorSubject::Log(id)).unwrap()));
-            store.shared.tail.lock().insert(i, e);
-        }
-        store
-            .queue(
-                Op::Append {
-                    rows,
-                    last: 5,
-                    done: None,
-                },
-                ErrorSubject::Logs,
-            )
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), wait_durable(&mut durable, 5))
-            .await
-            .unwrap()
-            .unwrap();
+        append_own(&store, 1, 5).await;
+        assert_eq!(*durable.borrow(), 5);
         assert_eq!(last_on_disk(&backend).unwrap().map(|l| l.index), Some(5));
 
         store.truncate(entry(3, 7, 3).1).await.unwrap();
