@@ -41,7 +41,8 @@ enum Op {
     Append {
         rows: Vec<(u64, Vec<u8>)>,
         last: u64,
-        /// None: the leader's own entries, already reported flushed.
+        /// None: already answered (the leader's own entries, reported flushed when queued; a
+        /// follower's append written in place by its caller).
         done: Option<LogFlushed<TypeConfig>>,
     },
     /// Raw state write (vote, purged) plus optional log deletion, then notify.
@@ -610,6 +611,14 @@ mod tests {
         assert!(!leaders_own(5, 7, &other), "another leader's entry");
     }
 
+    /// A log store of member 7 on a fresh database (keep the directory while it is used).
+    fn open_store() -> (tempfile::TempDir, Arc<Backend>, LogStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(Backend::open(dir.path(), None, true).unwrap());
+        let store = LogStore::open(backend.clone(), 7).unwrap();
+        (dir, backend, store)
+    }
+
     /// Entries `from..=to` of `term` by `node`, put in the store's in-memory tail, as rows.
     fn rows(store: &LogStore, term: u64, node: u64, from: u64, to: u64) -> Vec<(u64, Vec<u8>)> {
         let mut rows = Vec::new();
@@ -645,9 +654,7 @@ mod tests {
     /// ahead of the entries it refers to.
     #[tokio::test]
     async fn the_commit_index_goes_to_disk_with_the_log_it_refers_to() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = Arc::new(Backend::open(dir.path(), None, true).unwrap());
-        let mut store = LogStore::open(backend.clone(), 7).unwrap();
+        let (_dir, _, mut store) = open_store();
         store.save_vote(&Vote::new_committed(3, 7)).await.unwrap();
         append_own(&store, 1, 2).await;
         store.save_committed(Some(entry(3, 7, 4).1)).await.unwrap();
@@ -679,9 +686,7 @@ mod tests {
     /// place only with nothing queued), and a write in place publishes its durable index.
     #[tokio::test]
     async fn a_write_in_place_follows_the_queue_and_publishes_its_durable_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = Arc::new(Backend::open(dir.path(), None, true).unwrap());
-        let mut store = LogStore::open(backend.clone(), 7).unwrap();
+        let (_dir, backend, mut store) = open_store();
         store.save_vote(&Vote::new_committed(3, 8)).await.unwrap();
         append_own(&store, 1, 3).await;
         // The writer counts its ops done right after publishing the durable index.
@@ -710,9 +715,7 @@ mod tests {
     /// follows the writes, and a truncation takes it back to where the log now ends.
     #[tokio::test]
     async fn the_durable_index_follows_appends_and_truncations() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = Arc::new(Backend::open(dir.path(), None, true).unwrap());
-        let mut store = LogStore::open(backend.clone(), 7).unwrap();
+        let (_dir, backend, mut store) = open_store();
         let durable = store.durable();
         assert_eq!(*durable.borrow(), 0);
 
