@@ -118,6 +118,15 @@ impl EtcdServer {
         self.raft_metrics.borrow().current_term
     }
 
+    /// Whether raft messages from member `id` are taken: it is in the membership this member
+    /// knows, or this member knows none yet (it is joining and accepts its cluster's leader).
+    /// Asked on every AppendEntries, so it reads the metrics in place.
+    pub fn accepts_peer(&self, id: u64) -> bool {
+        let m = self.raft_metrics.borrow();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_none() || membership.get_node(&id).is_some()
+    }
+
     /// The current leader's member ID, if there is one.
     pub fn leader(&self) -> Option<u64> {
         self.raft_metrics.borrow().current_leader

@@ -53,10 +53,7 @@ impl PeerService {
     }
 
     fn check_member(&self, from: u64) -> Result<(), Status> {
-        let m = self.server.raft_metrics().membership_config.clone();
-        // A member that is joining knows no membership yet: it accepts its cluster's leader.
-        let knows_membership = m.membership().nodes().next().is_some();
-        if knows_membership && m.membership().get_node(&from).is_none() {
+        if !self.server.accepts_peer(from) {
             return Err(Status::permission_denied(format!(
                 "retcd: member {from:x} is not a member of cluster {:x} (removed, or never added)",
                 self.server.cluster_id()
