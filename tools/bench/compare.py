@@ -83,6 +83,16 @@ class Cluster:
     def endpoints(self):
         return ",".join(f"127.0.0.1:{m['client']}" for m in self.members)
 
+    def follower(self, etcdctl):
+        """The client endpoint of a member that is not the leader."""
+        r = subprocess.run([etcdctl, "--endpoints", self.endpoints(), "endpoint", "status",
+                            "-w", "json"], capture_output=True, text=True, timeout=30)
+        for s in json.loads(r.stdout or "[]"):
+            st = s["Status"]
+            if st["leader"] != st["header"]["member_id"]:
+                return s["Endpoint"]
+        raise SystemExit(f"{self.kind}: no follower found: {r.stderr}")
+
     def rss_kib(self):
         out = []
         for m in self.members:
@@ -131,9 +141,14 @@ def bench(bench_bin, endpoints, args):
 def workloads(scale):
     n = lambda x: str(max(1, int(x * scale)))
     v = ["--key-size", "8", "--val-size", "256"]
+    put1 = ["put", "--conns", "1", "--clients", "1", "--total", n(2000),
+            "--key-space-size", "100000", *v]
     return [
-        ("put-1", ["put", "--conns", "1", "--clients", "1", "--total", n(2000),
-                   "--key-space-size", "100000", *v]),
+        # One client writing to the leader, as etcd's own write benchmark does (its
+        # performance guide's 1-client put row uses --target-leader); then through a follower,
+        # which hands every write on to the leader.
+        ("put-1", ["--target-leader", *put1]),
+        ("put-1-follower", put1),
         ("put-1000", ["put", "--conns", "100", "--clients", "1000", "--total", n(50000),
                       "--key-space-size", "100000", *v]),
         ("range-l", ["range", "bench-key", "--consistency", "l", "--conns", "100",
@@ -197,7 +212,10 @@ def main():
                             subprocess.run([os.path.join(a.bin_dir, "etcdctl"), "--endpoints",
                                             c.endpoints(), "put", "bench-key", "x" * 256],
                                            capture_output=True)
-                        r = bench(bench_bin, c.endpoints(), args)
+                        eps = c.endpoints()
+                        if name.endswith("-follower"):
+                            eps = c.follower(os.path.join(a.bin_dir, "etcdctl"))
+                        r = bench(bench_bin, eps, args)
                         p99 = r["percentiles"].get("p99", r["slowest"])
                         results.setdefault((name, kind), []).append(
                             (r["requests_per_second"], p99, r["errors"]))
