@@ -401,16 +401,20 @@ async fn connect(f: &Parsed) -> Result<Vec<Ch>, Fail> {
     Ok(conns)
 }
 
-/// `host:port` of an endpoint reached without TLS.
-/// Runtime threads for `clients` concurrent clients: a thread per client up to one per CPU.
-/// One client has one request in flight at a time, and every further thread only puts
-/// hand-offs between threads on its requests' path: the load generator's own latency is in
-/// every figure it reports.
-fn workers(clients: usize) -> usize {
+/// Runtime threads for `command` with `clients` concurrent clients: a thread per client up to
+/// one per CPU. One client has one request in flight at a time, and every further thread only
+/// puts hand-offs between threads on its requests' path: the load generator's own latency is
+/// in every figure it reports. The watch workloads run streams and a writer beside their
+/// clients, so they get a thread per CPU.
+fn workers(command: &str, clients: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    clients.clamp(1, cpus)
+    match command {
+        "watch" | "watch-latency" => cpus,
+        _ => clients.clamp(1, cpus),
+    }
 }
 
+/// `host:port` of an endpoint reached without TLS.
 fn plain_authority(ep: &str, security: &Security) -> Option<String> {
     if !matches!(security.for_endpoint(ep), Ok(None)) {
         return None;
@@ -465,7 +469,7 @@ pub fn main(args: Vec<String>) -> i32 {
         return 1;
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers(clients))
+        .worker_threads(workers(&command, clients))
         .enable_all()
         .build()
     {
@@ -509,10 +513,12 @@ mod tests {
     #[test]
     fn one_client_gets_one_thread_and_many_get_one_per_cpu() {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(workers(0), 1);
-        assert_eq!(workers(1), 1);
-        assert_eq!(workers(1000), cpus);
-        assert_eq!(workers(2), 2.min(cpus));
+        assert_eq!(workers("put", 0), 1);
+        assert_eq!(workers("put", 1), 1);
+        assert_eq!(workers("range", 1000), cpus);
+        assert_eq!(workers("txn-put", 2), 2.min(cpus));
+        assert_eq!(workers("watch", 1), cpus);
+        assert_eq!(workers("watch-latency", 1), cpus);
     }
 
     #[test]
