@@ -450,6 +450,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut rows = Vec::new();
+        let mut bytes = 0;
         let mut last = 0;
         let leading = self.shared.leading_term.load(Ordering::Acquire);
         let mut own = true;
@@ -458,7 +459,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             for e in entries {
                 let id = *e.get_log_id();
                 own &= leaders_own(leading, self.self_id, &id);
-                rows.push((id.index, encode(&e, ErrorSubject::Log(id))?));
+                let row = encode(&e, ErrorSubject::Log(id))?;
+                bytes += row.len();
+                rows.push((id.index, row));
                 last = id.index;
                 tail.insert(id.index, e);
             }
@@ -473,9 +476,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 ErrorSubject::Logs,
             )?;
             callback.log_io_completed(Ok(()));
-        } else if self.shared.queued.load(Ordering::Acquire) == 0
-            && rows.iter().map(|(_, b)| b.len()).sum::<usize>() <= INLINE_MAX_BYTES
-        {
+        } else if self.shared.queued.load(Ordering::Acquire) == 0 && bytes <= INLINE_MAX_BYTES {
             // A follower's append, with nothing ahead of it for the writer (openraft's core
             // is the only caller, so nothing can be queued meanwhile): written here, which
             // saves the round through the writer thread while the leader waits for it. Big
