@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build retcd (and, with --test, to run its
-# tests): protoc and libclang for the build; the real etcd 3.4.23 server and etcdctl as referee.
+# tests): protoc, protobuf's well-known .proto files (the etcd-client crate the tests use imports
+# google/protobuf/descriptor.proto; apt leaves them out as a recommendation of protoc) and
+# libclang for the build; the real etcd 3.4.23 server and etcdctl as referee.
 set -euo pipefail
-pkgs=(protobuf-compiler libclang-dev)
+pkgs=(protobuf-compiler libprotobuf-dev libclang-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(etcd-server etcd-client python3-etcd3 rpm lintian debootstrap systemd-container openssl)
 fi
