@@ -766,6 +766,41 @@ pub fn outcome(bin: &Path, env: &[(String, String)], args: &[&str]) -> Outcome {
 /// One scripted etcdctl command: its arguments and optional standard input.
 pub type Step = (&'static [&'static str], Option<&'static str>);
 
+/// Users and roles for the lock and election tests, then auth enabled: root; dan may read
+/// and write `/locks/`, eve may only write there.
+pub const LOCK_USERS: &[Step] = &[
+    (&["user", "add", "root:rootpw"], None),
+    (&["user", "add", "dan:dpw"], None),
+    (&["role", "add", "locker"], None),
+    (
+        &[
+            "role",
+            "grant-permission",
+            "locker",
+            "readwrite",
+            "/locks/",
+            "--prefix",
+        ],
+        None,
+    ),
+    (&["user", "grant-role", "dan", "locker"], None),
+    (&["user", "add", "eve:epw"], None),
+    (&["role", "add", "writeonly"], None),
+    (
+        &[
+            "role",
+            "grant-permission",
+            "writeonly",
+            "write",
+            "/locks/",
+            "--prefix",
+        ],
+        None,
+    ),
+    (&["user", "grant-role", "eve", "writeonly"], None),
+    (&["auth", "enable"], None),
+];
+
 /// Runs `steps` through etcdctl `bin` against `ep`, IDs masked in the outputs.
 pub fn run_steps(bin: &Path, ep: &str, steps: &[Step]) -> Vec<Outcome> {
     steps

@@ -322,3 +322,64 @@ fn auth_status_and_tokens_work_on_every_member() {
     let o = run_ctl(&ours, &c.members[1].endpoint(), &["get", "k"], None);
     assert_eq!(err_lines(&o), "Error: etcdserver: user name is empty\n");
 }
+
+/// etcdctl's lock and elect with auth on. They are client-side recipes (KV, watch, leases),
+/// so the KV permissions apply: a contender needs read access to the name's prefix and write
+/// access to its own key. (The Lock and Election services: tests/concurrency.rs.)
+const LOCK_SCRIPT: &[Step] = &[
+    (
+        &["--user", "dan:dpw", "lock", "/locks/a", "echo", "locked"],
+        None,
+    ),
+    (
+        &["--user", "eve:epw", "lock", "/locks/a", "echo", "locked"],
+        None,
+    ),
+    (&["--user", "dan:dpw", "lock", "/other", "echo", "x"], None),
+    (&["lock", "/locks/a", "echo", "x"], None),
+    (&["--user", "dan:dpw", "elect", "/other", "v"], None),
+    (&["--user", "eve:epw", "elect", "/locks/e", "v"], None),
+    (
+        &["--user", "root:rootpw", "lock", "/other", "echo", "rootok"],
+        None,
+    ),
+    (
+        &[
+            "--user",
+            "root:rootpw",
+            "get",
+            "/",
+            "--prefix",
+            "--keys-only",
+        ],
+        None,
+    ),
+];
+
+#[test]
+fn etcdctl_lock_and_elect_follow_the_kv_permissions() {
+    let run = |ctl: &Path, flavor| {
+        let m = Member::start(flavor);
+        let mut o = run_steps(ctl, &m.endpoint(), LOCK_USERS);
+        o.extend(run_steps(ctl, &m.endpoint(), LOCK_SCRIPT));
+        o
+    };
+    let referee = run(&real_etcdctl(), Flavor::RealEtcd);
+    let n = LOCK_USERS.len();
+    assert_eq!(
+        referee[n].2, "locked\n",
+        "the referee's lock: {:?}",
+        referee[n]
+    );
+    assert_eq!(referee[n + 1].3, "Error: etcdserver: permission denied\n");
+    compare(
+        "real etcdctl on retcd",
+        &referee,
+        &run(&real_etcdctl(), Flavor::Retcd),
+    );
+    compare(
+        "our etcdctl on retcd",
+        &referee,
+        &run(&our_etcdctl(), Flavor::Retcd),
+    );
+}

@@ -158,3 +158,91 @@ async fn lock_and_election_services() {
     let e = c.leader("svc-elect").await.unwrap_err();
     assert!(e.to_string().contains("election: no leader"), "{e}");
 }
+
+/// What a Lock or Election call gave: "ok" or the status code and message.
+fn said<T>(r: Result<T, etcd_client::Error>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(etcd_client::Error::GRpcStatus(s)) => format!("{:?}: {}", s.code(), s.message()),
+        Err(e) => format!("other: {e}"),
+    }
+}
+
+/// The Lock and Election services with auth on, against `flavor`: what each call gave.
+async fn services_under_auth(flavor: Flavor) -> Vec<(&'static str, String)> {
+    let m = Member::start(flavor);
+    let ep = m.endpoint();
+    let setup = run_steps(&real_etcdctl(), &ep, LOCK_USERS);
+    assert!(setup.iter().all(|o| o.1 == 0), "{setup:?}");
+    let as_user = |user: &str, pw: &str| {
+        let url = m.client_url();
+        let opts = etcd_client::ConnectOptions::new().with_user(user, pw);
+        async move { Client::connect([url], Some(opts)).await.unwrap() }
+    };
+    let mut dan = as_user("dan", "dpw").await;
+    let mut eve = as_user("eve", "epw").await;
+    let mut anon = Client::connect([m.client_url()], None).await.unwrap();
+    let dl = dan.lease_grant(30, None).await.unwrap().id();
+    let el = eve.lease_grant(30, None).await.unwrap().id();
+    let with = |l| Some(LockOptions::new().with_lease(l));
+    let mut got = Vec::new();
+    let held = dan.lock("/locks/a", with(dl)).await;
+    let key = held.as_ref().map(|r| r.key().to_vec()).unwrap_or_default();
+    got.push(("dan locks /locks/a", said(held)));
+    got.push(("eve unlocks dan's key", said(eve.unlock(key.clone()).await)));
+    got.push(("dan unlocks", said(dan.unlock(key).await)));
+    got.push((
+        "eve locks /locks/a",
+        said(eve.lock("/locks/a", with(el)).await),
+    ));
+    got.push(("dan locks /other", said(dan.lock("/other", with(dl)).await)));
+    got.push((
+        "anonymous locks /locks/a",
+        said(anon.lock("/locks/a", with(dl)).await),
+    ));
+    got.push((
+        "eve campaigns in /locks/e",
+        said(eve.campaign("/locks/e", "v", el).await),
+    ));
+    got.push((
+        "dan campaigns in /other",
+        said(dan.campaign("/other", "v", dl).await),
+    ));
+    let won = dan.campaign("/locks/e", "v1", dl).await;
+    let leader = won.as_ref().ok().and_then(|r| r.leader().cloned());
+    got.push(("dan campaigns in /locks/e", said(won)));
+    got.push(("dan asks the leader", said(dan.leader("/locks/e").await)));
+    got.push(("eve asks the leader", said(eve.leader("/locks/e").await)));
+    let proclaim = |l: Option<etcd_client::LeaderKey>| {
+        Some(etcd_client::ProclaimOptions::new().with_leader(l.unwrap_or_default()))
+    };
+    got.push((
+        "eve proclaims as dan",
+        said(eve.proclaim("v2", proclaim(leader.clone())).await),
+    ));
+    got.push((
+        "dan proclaims",
+        said(dan.proclaim("v2", proclaim(leader.clone())).await),
+    ));
+    let resign = |l: Option<etcd_client::LeaderKey>| {
+        Some(ResignOptions::new().with_leader(l.unwrap_or_default()))
+    };
+    got.push((
+        "eve resigns for dan",
+        said(eve.resign(resign(leader.clone())).await),
+    ));
+    got.push(("dan resigns", said(dan.resign(resign(leader)).await)));
+    got
+}
+
+/// With auth on, the services check each caller's permissions as etcd's do (they act with
+/// the caller's token): the same answers from real etcd and retcd, call by call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn lock_and_election_services_check_the_callers_permissions() {
+    let referee = services_under_auth(Flavor::RealEtcd).await;
+    let denied = "Unknown: etcdserver: permission denied";
+    assert_eq!(referee[0], ("dan locks /locks/a", "ok".to_string()));
+    assert_eq!(referee[3], ("eve locks /locks/a", denied.to_string()));
+    let ours = services_under_auth(Flavor::Retcd).await;
+    assert_eq!(ours, referee);
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
+use super::services::caller;
 use super::v3electionpb::election_server::{Election, ElectionServer};
 use super::v3electionpb::{
     CampaignRequest, CampaignResponse, LeaderRequest, LeaderResponse, ProclaimRequest,
@@ -13,17 +14,35 @@ use super::v3electionpb::{
 use super::v3lockpb::lock_server::{Lock, LockServer};
 use super::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use crate::concurrency;
+use crate::error::EtcdError;
 use crate::server::EtcdServer;
 
 #[derive(Clone)]
 pub struct Concurrency(pub Arc<EtcdServer>);
 
+/// etcd's lock and election services act through an in-process client with the caller's
+/// token, and hand its errors back as they got them: gRPC code Unknown with etcd's message
+/// (`etcdserver: permission denied`, `etcdserver: user name is empty`, ...).
+fn as_etcd(e: EtcdError) -> Status {
+    Status::unknown(Status::from(e).message())
+}
+
+impl Concurrency {
+    /// The caller's identity; a bad or missing token is refused as etcd's client refuses it.
+    fn caller<T>(&self, r: &Request<T>) -> Result<Option<crate::auth::AuthInfo>, Status> {
+        caller(&self.0, r).map_err(|s| Status::unknown(s.message()))
+    }
+}
+
 #[tonic::async_trait]
 impl Lock for Concurrency {
     async fn lock(&self, r: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         self.0.refuse_if_learner()?;
+        let ai = self.caller(&r)?;
         let r = r.into_inner();
-        let key = concurrency::lock(&self.0, &r.name, r.lease).await?;
+        let key = concurrency::lock(&self.0, &ai, &r.name, r.lease)
+            .await
+            .map_err(as_etcd)?;
         Ok(Response::new(LockResponse {
             header: Some(self.0.header()),
             key,
@@ -32,7 +51,10 @@ impl Lock for Concurrency {
 
     async fn unlock(&self, r: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
         self.0.refuse_if_learner()?;
-        concurrency::unlock(&self.0, &r.get_ref().key).await?;
+        let ai = self.caller(&r)?;
+        concurrency::unlock(&self.0, &ai, &r.get_ref().key)
+            .await
+            .map_err(as_etcd)?;
         Ok(Response::new(UnlockResponse {
             header: Some(self.0.header()),
         }))
@@ -52,8 +74,11 @@ impl Election for Concurrency {
         r: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
         self.0.refuse_if_learner()?;
+        let ai = self.caller(&r)?;
         let r = r.into_inner();
-        let leader = concurrency::campaign(&self.0, &r.name, r.lease, &r.value).await?;
+        let leader = concurrency::campaign(&self.0, &ai, &r.name, r.lease, &r.value)
+            .await
+            .map_err(as_etcd)?;
         Ok(Response::new(CampaignResponse {
             header: Some(self.0.header()),
             leader: Some(leader),
@@ -65,8 +90,11 @@ impl Election for Concurrency {
         r: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
         self.0.refuse_if_learner()?;
+        let ai = self.caller(&r)?;
         let r = r.into_inner();
-        concurrency::proclaim(&self.0, &leader_key(r.leader)?, &r.value).await?;
+        concurrency::proclaim(&self.0, &ai, &leader_key(r.leader)?, &r.value)
+            .await
+            .map_err(as_etcd)?;
         Ok(Response::new(ProclaimResponse {
             header: Some(self.0.header()),
         }))
@@ -74,7 +102,10 @@ impl Election for Concurrency {
 
     async fn leader(&self, r: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
         self.0.refuse_if_learner()?;
-        let kv = concurrency::leader(&self.0, &r.get_ref().name).await?;
+        let ai = self.caller(&r)?;
+        let kv = concurrency::leader(&self.0, &ai, &r.get_ref().name)
+            .await
+            .map_err(as_etcd)?;
         Ok(Response::new(LeaderResponse {
             header: Some(self.0.header()),
             kv: Some(kv),
@@ -86,8 +117,9 @@ impl Election for Concurrency {
         r: Request<LeaderRequest>,
     ) -> Result<Response<BoxStream<LeaderResponse>>, Status> {
         self.0.refuse_if_learner()?;
+        let ai = self.caller(&r)?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        concurrency::observe(self.0.clone(), r.into_inner().name, tx);
+        concurrency::observe(self.0.clone(), ai, r.into_inner().name, tx);
         let server = self.0.clone();
         let stream = tokio_stream::StreamExt::map(
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -96,7 +128,7 @@ impl Election for Concurrency {
                     header: Some(server.header()),
                     kv: Some(kv),
                 })
-                .map_err(Status::from)
+                .map_err(as_etcd)
             },
         );
         Ok(Response::new(Box::pin(stream)))
@@ -104,7 +136,10 @@ impl Election for Concurrency {
 
     async fn resign(&self, r: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
         self.0.refuse_if_learner()?;
-        concurrency::resign(&self.0, &leader_key(r.into_inner().leader)?).await?;
+        let ai = self.caller(&r)?;
+        concurrency::resign(&self.0, &ai, &leader_key(r.into_inner().leader)?)
+            .await
+            .map_err(as_etcd)?;
         Ok(Response::new(ResignResponse {
             header: Some(self.0.header()),
         }))

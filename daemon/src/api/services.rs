@@ -24,15 +24,19 @@ struct Svc(Arc<EtcdServer>);
 
 type Ai = Option<crate::auth::AuthInfo>;
 
+/// The caller's identity: its `token` (or `authorization`) metadata.
+pub(crate) fn caller<T>(s: &EtcdServer, r: &Request<T>) -> Result<Ai, Status> {
+    let md = r.metadata();
+    let token = md
+        .get("token")
+        .or_else(|| md.get("authorization"))
+        .and_then(|v| v.to_str().ok());
+    Ok(s.auth_info(token)?)
+}
+
 impl Svc {
-    /// The caller's identity: its `token` (or `authorization`) metadata.
     fn ai<T>(&self, r: &Request<T>) -> Result<Ai, Status> {
-        let md = r.metadata();
-        let token = md
-            .get("token")
-            .or_else(|| md.get("authorization"))
-            .and_then(|v| v.to_str().ok());
-        Ok(self.0.auth_info(token)?)
+        caller(&self.0, r)
     }
 
     /// The caller's identity, which must be an admin when auth is on.

@@ -3,6 +3,10 @@
 //! contender writes `name/<lease>` and waits until every key of the same name created before
 //! its own is deleted. Before granting, the lock re-checks that its key (so its lease) still
 //! exists — the bug Jepsen found in etcd 3.4.3.
+//!
+//! With auth on, every read and write a lock or election makes is checked against the
+//! caller's permissions, as etcd's services make them with the caller's token: a contender
+//! needs read access to the name's whole prefix and write access to its own key.
 
 use std::sync::Arc;
 
@@ -14,10 +18,14 @@ use crate::api::etcdserverpb::{
 };
 use crate::api::mvccpb::{event::EventType, KeyValue};
 use crate::api::v3electionpb::LeaderKey;
+use crate::auth::AuthInfo;
 use crate::error::EtcdError;
 use crate::mvcc::RangeEnd;
 use crate::server::EtcdServer;
 use crate::watch::WatchSpec;
+
+/// The caller's identity (None when auth is off).
+type Ai = Option<AuthInfo>;
 
 fn prefix(name: &[u8]) -> Vec<u8> {
     let mut p = name.to_vec();
@@ -58,6 +66,7 @@ fn created_is(key: &[u8], rev: i64) -> Compare {
 /// Creates `key` unless it exists; returns (its create revision, its current value).
 async fn put_if_absent(
     s: &EtcdServer,
+    ai: &Ai,
     key: &[u8],
     value: &[u8],
     lease: i64,
@@ -79,7 +88,8 @@ async fn put_if_absent(
             })),
         }],
     };
-    let r = s.txn(t).await?;
+    s.check_txn(ai, &t)?;
+    let r = s.txn_as(t, ai).await?;
     if r.succeeded {
         return Ok((r.header.map(|h| h.revision).unwrap_or(0), value.to_vec()));
     }
@@ -94,7 +104,8 @@ async fn put_if_absent(
     Ok((kv.create_revision, kv.value))
 }
 
-async fn get(s: &EtcdServer, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
+async fn get(s: &EtcdServer, ai: &Ai, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
+    s.check_read(ai, key, &[])?;
     let r = s
         .range(RangeRequest {
             key: key.to_vec(),
@@ -105,8 +116,9 @@ async fn get(s: &EtcdServer, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> 
 }
 
 /// The oldest key of `name` (the owner), and the revision of the read.
-async fn owner(s: &EtcdServer, name: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
+async fn owner(s: &EtcdServer, ai: &Ai, name: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
     let p = prefix(name);
+    s.check_read(ai, &p, &prefix_end(&p))?;
     let r = s
         .range(RangeRequest {
             range_end: prefix_end(&p),
@@ -178,8 +190,14 @@ impl Drop for Watching {
 }
 
 /// Waits until every key of `name` created at or before `max_create` is deleted.
-async fn wait_deletes(s: &Arc<EtcdServer>, name: &[u8], max_create: i64) -> Result<(), EtcdError> {
+async fn wait_deletes(
+    s: &Arc<EtcdServer>,
+    ai: &Ai,
+    name: &[u8],
+    max_create: i64,
+) -> Result<(), EtcdError> {
     let p = prefix(name);
+    s.check_read(ai, &p, &prefix_end(&p))?;
     loop {
         let r = s
             .range(RangeRequest {
@@ -235,6 +253,7 @@ impl Drop for Abandon {
 /// Shared by lock and campaign: write our key, wait our turn, re-check we still hold it.
 async fn acquire(
     s: &Arc<EtcdServer>,
+    ai: &Ai,
     name: &[u8],
     lease: i64,
     value: &[u8],
@@ -243,14 +262,14 @@ async fn acquire(
         return Err(EtcdError::LeaseNotFound);
     }
     let key = lease_key(name, lease);
-    let (rev, current) = put_if_absent(s, &key, value, lease).await?;
+    let (rev, current) = put_if_absent(s, ai, &key, value, lease).await?;
     let mut abandon = Abandon {
         server: s.clone(),
         key: Some(key.clone()),
     };
-    wait_deletes(s, name, rev - 1).await?;
+    wait_deletes(s, ai, name, rev - 1).await?;
     // Our key must still be ours: its lease may have expired while we waited.
-    match get(s, &key).await? {
+    match get(s, ai, &key).await? {
         Some(kv) if kv.create_revision == rev => {}
         _ => {
             abandon.key = None;
@@ -263,26 +282,34 @@ async fn acquire(
     Ok((key, rev, current))
 }
 
-pub async fn lock(s: &Arc<EtcdServer>, name: &[u8], lease: i64) -> Result<Vec<u8>, EtcdError> {
-    acquire(s, name, lease, b"").await.map(|(key, _, _)| key)
+pub async fn lock(
+    s: &Arc<EtcdServer>,
+    ai: &Ai,
+    name: &[u8],
+    lease: i64,
+) -> Result<Vec<u8>, EtcdError> {
+    acquire(s, ai, name, lease, b"")
+        .await
+        .map(|(key, _, _)| key)
 }
 
-pub async fn unlock(s: &EtcdServer, key: &[u8]) -> Result<(), EtcdError> {
-    s.delete_range(DeleteRangeRequest {
+pub async fn unlock(s: &EtcdServer, ai: &Ai, key: &[u8]) -> Result<(), EtcdError> {
+    let r = DeleteRangeRequest {
         key: key.to_vec(),
         ..Default::default()
-    })
-    .await
-    .map(|_| ())
+    };
+    s.check_delete(ai, &r)?;
+    s.delete_range_as(r, ai).await.map(|_| ())
 }
 
 pub async fn campaign(
     s: &Arc<EtcdServer>,
+    ai: &Ai,
     name: &[u8],
     lease: i64,
     value: &[u8],
 ) -> Result<LeaderKey, EtcdError> {
-    let (key, rev, current) = acquire(s, name, lease, value).await?;
+    let (key, rev, current) = acquire(s, ai, name, lease, value).await?;
     let leader = LeaderKey {
         name: name.to_vec(),
         key,
@@ -290,34 +317,39 @@ pub async fn campaign(
         lease,
     };
     if current != value {
-        proclaim(s, &leader, value).await?;
+        proclaim(s, ai, &leader, value).await?;
     }
     Ok(leader)
 }
 
-pub async fn proclaim(s: &EtcdServer, leader: &LeaderKey, value: &[u8]) -> Result<(), EtcdError> {
-    let r = s
-        .txn(TxnRequest {
-            compare: vec![created_is(&leader.key, leader.rev)],
-            success: vec![RequestOp {
-                request: Some(request_op::Request::RequestPut(PutRequest {
-                    key: leader.key.clone(),
-                    value: value.to_vec(),
-                    lease: leader.lease,
-                    ..Default::default()
-                })),
-            }],
-            failure: Vec::new(),
-        })
-        .await?;
+pub async fn proclaim(
+    s: &EtcdServer,
+    ai: &Ai,
+    leader: &LeaderKey,
+    value: &[u8],
+) -> Result<(), EtcdError> {
+    let t = TxnRequest {
+        compare: vec![created_is(&leader.key, leader.rev)],
+        success: vec![RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: leader.key.clone(),
+                value: value.to_vec(),
+                lease: leader.lease,
+                ..Default::default()
+            })),
+        }],
+        failure: Vec::new(),
+    };
+    s.check_txn(ai, &t)?;
+    let r = s.txn_as(t, ai).await?;
     if !r.succeeded {
         return Err(EtcdError::Plain("election: not leader".into()));
     }
     Ok(())
 }
 
-pub async fn resign(s: &EtcdServer, leader: &LeaderKey) -> Result<(), EtcdError> {
-    s.txn(TxnRequest {
+pub async fn resign(s: &EtcdServer, ai: &Ai, leader: &LeaderKey) -> Result<(), EtcdError> {
+    let t = TxnRequest {
         compare: vec![created_is(&leader.key, leader.rev)],
         success: vec![RequestOp {
             request: Some(request_op::Request::RequestDeleteRange(
@@ -328,28 +360,33 @@ pub async fn resign(s: &EtcdServer, leader: &LeaderKey) -> Result<(), EtcdError>
             )),
         }],
         failure: Vec::new(),
-    })
-    .await
-    .map(|_| ())
+    };
+    s.check_txn(ai, &t)?;
+    s.txn_as(t, ai).await.map(|_| ())
 }
 
-pub async fn leader(s: &EtcdServer, name: &[u8]) -> Result<KeyValue, EtcdError> {
-    owner(s, name)
+pub async fn leader(s: &EtcdServer, ai: &Ai, name: &[u8]) -> Result<KeyValue, EtcdError> {
+    owner(s, ai, name)
         .await?
         .0
         .ok_or_else(|| EtcdError::Plain("election: no leader".into()))
 }
 
 /// Streams the leader's value as it changes (first the current one, if any).
-pub fn observe(s: Arc<EtcdServer>, name: Vec<u8>, tx: mpsc::Sender<Result<KeyValue, EtcdError>>) {
+pub fn observe(
+    s: Arc<EtcdServer>,
+    ai: Ai,
+    name: Vec<u8>,
+    tx: mpsc::Sender<Result<KeyValue, EtcdError>>,
+) {
     tokio::spawn(async move {
         let mut last: Option<(Vec<u8>, i64)> = None;
         let result: Result<(), EtcdError> = async {
-            let (_, rev) = owner(&s, &name).await?;
+            let (_, rev) = owner(&s, &ai, &name).await?;
             let p = prefix(&name);
             let mut w = Watching::start(&s, &p, RangeEnd::To(prefix_end(&p)), rev + 1)?;
             loop {
-                if let (Some(kv), _) = owner(&s, &name).await? {
+                if let (Some(kv), _) = owner(&s, &ai, &name).await? {
                     let id = (kv.key.clone(), kv.mod_revision);
                     if last.as_ref() != Some(&id) {
                         last = Some(id);
