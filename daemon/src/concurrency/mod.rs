@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::api::etcdserverpb::{
     compare, range_request, request_op, response_op, Compare, DeleteRangeRequest, PutRequest,
-    RangeRequest, RequestOp, TxnRequest, WatchResponse,
+    RangeRequest, RequestOp, TxnRequest, TxnResponse, WatchResponse,
 };
 use crate::api::mvccpb::{event::EventType, KeyValue};
 use crate::api::v3electionpb::LeaderKey;
@@ -63,6 +63,12 @@ fn created_is(key: &[u8], rev: i64) -> Compare {
     }
 }
 
+/// A transaction made for the caller: refused unless `ai` may do all it touches.
+async fn txn(s: &EtcdServer, ai: &Ai, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
+    s.check_txn(ai, &t)?;
+    s.txn_as(t, ai).await
+}
+
 /// Creates `key` unless it exists; returns (its create revision, its current value).
 async fn put_if_absent(
     s: &EtcdServer,
@@ -88,8 +94,7 @@ async fn put_if_absent(
             })),
         }],
     };
-    s.check_txn(ai, &t)?;
-    let r = s.txn_as(t, ai).await?;
+    let r = txn(s, ai, t).await?;
     if r.succeeded {
         return Ok((r.header.map(|h| h.revision).unwrap_or(0), value.to_vec()));
     }
@@ -340,8 +345,7 @@ pub async fn proclaim(
         }],
         failure: Vec::new(),
     };
-    s.check_txn(ai, &t)?;
-    let r = s.txn_as(t, ai).await?;
+    let r = txn(s, ai, t).await?;
     if !r.succeeded {
         return Err(EtcdError::Plain("election: not leader".into()));
     }
@@ -361,8 +365,7 @@ pub async fn resign(s: &EtcdServer, ai: &Ai, leader: &LeaderKey) -> Result<(), E
         }],
         failure: Vec::new(),
     };
-    s.check_txn(ai, &t)?;
-    s.txn_as(t, ai).await.map(|_| ())
+    txn(s, ai, t).await.map(|_| ())
 }
 
 pub async fn leader(s: &EtcdServer, ai: &Ai, name: &[u8]) -> Result<KeyValue, EtcdError> {
