@@ -29,7 +29,7 @@ fn as_etcd(e: EtcdError) -> Status {
 
 impl Concurrency {
     /// The caller's identity; a bad or missing token is refused as etcd's client refuses it.
-    fn caller<T>(&self, r: &Request<T>) -> Result<Option<crate::auth::AuthInfo>, Status> {
+    fn ai<T>(&self, r: &Request<T>) -> Result<Option<crate::auth::AuthInfo>, Status> {
         caller(&self.0, r).map_err(|s| Status::unknown(s.message()))
     }
 }
@@ -38,7 +38,7 @@ impl Concurrency {
 impl Lock for Concurrency {
     async fn lock(&self, r: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         self.0.refuse_if_learner()?;
-        let ai = self.caller(&r)?;
+        let ai = self.ai(&r)?;
         let r = r.into_inner();
         let key = concurrency::lock(&self.0, &ai, &r.name, r.lease)
             .await
@@ -51,7 +51,7 @@ impl Lock for Concurrency {
 
     async fn unlock(&self, r: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
         self.0.refuse_if_learner()?;
-        let ai = self.caller(&r)?;
+        let ai = self.ai(&r)?;
         concurrency::unlock(&self.0, &ai, &r.get_ref().key)
             .await
             .map_err(as_etcd)?;
@@ -74,7 +74,7 @@ impl Election for Concurrency {
         r: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
         self.0.refuse_if_learner()?;
-        let ai = self.caller(&r)?;
+        let ai = self.ai(&r)?;
         let r = r.into_inner();
         let leader = concurrency::campaign(&self.0, &ai, &r.name, r.lease, &r.value)
             .await
@@ -90,7 +90,7 @@ impl Election for Concurrency {
         r: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
         self.0.refuse_if_learner()?;
-        let ai = self.caller(&r)?;
+        let ai = self.ai(&r)?;
         let r = r.into_inner();
         concurrency::proclaim(&self.0, &ai, &leader_key(r.leader)?, &r.value)
             .await
@@ -102,7 +102,7 @@ impl Election for Concurrency {
 
     async fn leader(&self, r: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
         self.0.refuse_if_learner()?;
-        let ai = self.caller(&r)?;
+        let ai = self.ai(&r)?;
         let kv = concurrency::leader(&self.0, &ai, &r.get_ref().name)
             .await
             .map_err(as_etcd)?;
@@ -117,7 +117,7 @@ impl Election for Concurrency {
         r: Request<LeaderRequest>,
     ) -> Result<Response<BoxStream<LeaderResponse>>, Status> {
         self.0.refuse_if_learner()?;
-        let ai = self.caller(&r)?;
+        let ai = self.ai(&r)?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         concurrency::observe(self.0.clone(), ai, r.into_inner().name, tx);
         let server = self.0.clone();
@@ -136,7 +136,7 @@ impl Election for Concurrency {
 
     async fn resign(&self, r: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
         self.0.refuse_if_learner()?;
-        let ai = self.caller(&r)?;
+        let ai = self.ai(&r)?;
         concurrency::resign(&self.0, &ai, &leader_key(r.into_inner().leader)?)
             .await
             .map_err(as_etcd)?;

@@ -120,14 +120,22 @@ async fn get(s: &EtcdServer, ai: &Ai, key: &[u8]) -> Result<Option<KeyValue>, Et
     Ok(r.kvs.into_iter().next())
 }
 
+/// The range of `name`'s keys (`name/` and its prefix end), which the caller must be allowed
+/// to read.
+fn readable_range(s: &EtcdServer, ai: &Ai, name: &[u8]) -> Result<(Vec<u8>, Vec<u8>), EtcdError> {
+    let p = prefix(name);
+    let end = prefix_end(&p);
+    s.check_read(ai, &p, &end)?;
+    Ok((p, end))
+}
+
 /// The oldest key of `name` (the owner), and the revision of the read.
 async fn owner(s: &EtcdServer, ai: &Ai, name: &[u8]) -> Result<(Option<KeyValue>, i64), EtcdError> {
-    let p = prefix(name);
-    s.check_read(ai, &p, &prefix_end(&p))?;
+    let (key, range_end) = readable_range(s, ai, name)?;
     let r = s
         .range(RangeRequest {
-            range_end: prefix_end(&p),
-            key: p,
+            range_end,
+            key,
             sort_target: range_request::SortTarget::Create as i32,
             sort_order: range_request::SortOrder::Ascend as i32,
             limit: 1,
@@ -201,13 +209,12 @@ async fn wait_deletes(
     name: &[u8],
     max_create: i64,
 ) -> Result<(), EtcdError> {
-    let p = prefix(name);
-    s.check_read(ai, &p, &prefix_end(&p))?;
+    let (key, range_end) = readable_range(s, ai, name)?;
     loop {
         let r = s
             .range(RangeRequest {
-                range_end: prefix_end(&p),
-                key: p.clone(),
+                range_end: range_end.clone(),
+                key: key.clone(),
                 max_create_revision: max_create,
                 sort_target: range_request::SortTarget::Create as i32,
                 sort_order: range_request::SortOrder::Descend as i32,
