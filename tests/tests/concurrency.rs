@@ -232,6 +232,15 @@ async fn services_under_auth(flavor: Flavor) -> Vec<(&'static str, String)> {
         said(eve.resign(resign(leader.clone())).await),
     ));
     got.push(("dan resigns", said(dan.resign(resign(leader)).await)));
+    // Permissions are checked before the lease is looked up.
+    got.push((
+        "dan locks /other with a lease that does not exist",
+        said(dan.lock("/other", with(0x12345)).await),
+    ));
+    got.push((
+        "eve locks /locks/a without a lease",
+        said(eve.lock("/locks/a", None).await),
+    ));
     got
 }
 
@@ -244,5 +253,67 @@ async fn lock_and_election_services_check_the_callers_permissions() {
     assert_eq!(referee[0], ("dan locks /locks/a", "ok".to_string()));
     assert_eq!(referee[3], ("eve locks /locks/a", denied.to_string()));
     let ours = services_under_auth(Flavor::Retcd).await;
+    assert_eq!(ours, referee);
+}
+
+/// Lock and Campaign without a lease (0) and with one that does not exist, against `flavor`.
+async fn lease_cases(flavor: Flavor) -> Vec<(&'static str, String)> {
+    let m = Member::start(flavor);
+    let mut c = Client::connect([m.client_url()], None).await.unwrap();
+    let mut got = Vec::new();
+    let locked = c.lock("nolease", None).await.unwrap();
+    let key = String::from_utf8(locked.key().to_vec()).unwrap();
+    let id = i64::from_str_radix(key.strip_prefix("nolease/").unwrap(), 16).unwrap();
+    let ttl = c.lease_time_to_live(id, None).await.unwrap().granted_ttl();
+    got.push((
+        "lock without a lease: its key's lease's TTL",
+        ttl.to_string(),
+    ));
+    let kvs = c.get(key.as_str(), None).await.unwrap().kvs().to_vec();
+    got.push((
+        "lock without a lease: its key is under that lease",
+        (kvs.len() == 1 && kvs[0].lease() == id).to_string(),
+    ));
+    let won = c.campaign("nolease-e", "v", 0).await.unwrap();
+    let leader = won.leader().unwrap().clone();
+    let ttl = c
+        .lease_time_to_live(leader.lease(), None)
+        .await
+        .unwrap()
+        .granted_ttl();
+    got.push(("campaign without a lease: its lease's TTL", ttl.to_string()));
+    got.push((
+        "campaign without a lease: the leader key names it",
+        (leader.key() == format!("nolease-e/{:x}", leader.lease()).as_bytes()).to_string(),
+    ));
+    let missing = Some(LockOptions::new().with_lease(0x12345));
+    got.push((
+        "lock with a lease that does not exist",
+        said(c.lock("x", missing).await),
+    ));
+    got.push((
+        "campaign with a lease that does not exist",
+        said(c.campaign("y", "v", 0x12345).await),
+    ));
+    got
+}
+
+/// A contender naming no lease gets a session lease of 60 s, as etcd's services open a
+/// session for it; a lease that does not exist is refused. The same from real etcd and retcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn contenders_without_a_lease_get_a_session_lease_and_missing_leases_are_refused() {
+    let referee = lease_cases(Flavor::RealEtcd).await;
+    assert_eq!(
+        referee[0],
+        (
+            "lock without a lease: its key's lease's TTL",
+            "60".to_string()
+        )
+    );
+    assert_eq!(
+        referee[4].1,
+        "Unknown: etcdserver: requested lease not found"
+    );
+    let ours = lease_cases(Flavor::Retcd).await;
     assert_eq!(ours, referee);
 }

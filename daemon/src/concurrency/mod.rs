@@ -7,14 +7,17 @@
 //! With auth on, every read and write a lock or election makes is checked against the
 //! caller's permissions, as etcd's services make them with the caller's token: a contender
 //! needs read access to the name's whole prefix and write access to its own key.
+//!
+//! A contender that names no lease (0) gets a new one of 60 s that nothing keeps alive, as
+//! etcd's services open a session for it; the lock or leadership ends when it expires.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::api::etcdserverpb::{
-    compare, range_request, request_op, response_op, Compare, DeleteRangeRequest, PutRequest,
-    RangeRequest, RequestOp, TxnRequest, TxnResponse, WatchResponse,
+    compare, range_request, request_op, response_op, Compare, DeleteRangeRequest,
+    LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse, WatchResponse,
 };
 use crate::api::mvccpb::{event::EventType, KeyValue};
 use crate::api::v3electionpb::LeaderKey;
@@ -262,17 +265,35 @@ impl Drop for Abandon {
     }
 }
 
+/// The TTL of the lease a contender without one gets (etcd's session default).
+const SESSION_TTL: i64 = 60;
+
+/// The lease a contender holds its key with: its own, or (lease 0) a new one of
+/// `SESSION_TTL` that nothing keeps alive, as etcd's services open a session for it. A lease
+/// that does not exist is refused when the key is written, after the permission checks.
+async fn session_lease(s: &EtcdServer, lease: i64) -> Result<i64, EtcdError> {
+    if lease != 0 {
+        return Ok(lease);
+    }
+    let granted = s
+        .lease_grant(LeaseGrantRequest {
+            ttl: SESSION_TTL,
+            id: 0,
+        })
+        .await?;
+    Ok(granted.id)
+}
+
 /// Shared by lock and campaign: write our key, wait our turn, re-check we still hold it.
+/// Returns our key, its create revision, the value it held and the lease it is under.
 async fn acquire(
     s: &Arc<EtcdServer>,
     ai: &Ai,
     name: &[u8],
     lease: i64,
     value: &[u8],
-) -> Result<(Vec<u8>, i64, Vec<u8>), EtcdError> {
-    if lease == 0 || !crate::apply::LeaseLookup::exists(&*s.lessor, lease) {
-        return Err(EtcdError::LeaseNotFound);
-    }
+) -> Result<(Vec<u8>, i64, Vec<u8>, i64), EtcdError> {
+    let lease = session_lease(s, lease).await?;
     let key = lease_key(name, lease);
     let (rev, current) = put_if_absent(s, ai, &key, value, lease).await?;
     let mut abandon = Abandon {
@@ -291,7 +312,7 @@ async fn acquire(
         }
     }
     abandon.key = None;
-    Ok((key, rev, current))
+    Ok((key, rev, current, lease))
 }
 
 pub async fn lock(
@@ -300,9 +321,7 @@ pub async fn lock(
     name: &[u8],
     lease: i64,
 ) -> Result<Vec<u8>, EtcdError> {
-    acquire(s, ai, name, lease, b"")
-        .await
-        .map(|(key, _, _)| key)
+    acquire(s, ai, name, lease, b"").await.map(|(key, ..)| key)
 }
 
 pub async fn unlock(s: &EtcdServer, ai: &Ai, key: &[u8]) -> Result<(), EtcdError> {
@@ -321,7 +340,7 @@ pub async fn campaign(
     lease: i64,
     value: &[u8],
 ) -> Result<LeaderKey, EtcdError> {
-    let (key, rev, current) = acquire(s, ai, name, lease, value).await?;
+    let (key, rev, current, lease) = acquire(s, ai, name, lease, value).await?;
     let leader = LeaderKey {
         name: name.to_vec(),
         key,
