@@ -210,3 +210,39 @@ async fn errors_carry_etcd_codes() {
     assert_eq!(st.leader(), st.header().unwrap().member_id());
     assert!(st.version().starts_with("3.5."));
 }
+
+/// A nested txn's answer against `flavor`: (the outer header's revision, whether the nested
+/// txn's header is there, its revision, the revision in the header of the put inside it).
+async fn nested_txn_headers(flavor: Flavor) -> (i64, bool, i64, i64) {
+    let m = Member::start(flavor);
+    let mut c = client(&m).await;
+    c.put("a", "1", None).await.unwrap();
+    let nested = Txn::new().and_then([
+        TxnOp::get("a", None),
+        TxnOp::txn(Txn::new().and_then([TxnOp::put("n", "v", None)])),
+    ]);
+    let r = c.txn(nested).await.unwrap();
+    let outer = r.header().unwrap().revision();
+    let Some(TxnOpResponse::Txn(inner)) = r.op_responses().into_iter().nth(1) else {
+        panic!("no nested txn response: {r:?}");
+    };
+    let put_rev = match inner.op_responses().into_iter().next() {
+        Some(TxnOpResponse::Put(p)) => p.header().map_or(-1, |h| h.revision()),
+        other => panic!("no put response in the nested txn: {other:?}"),
+    };
+    (
+        outer,
+        inner.header().is_some(),
+        inner.header().map_or(-1, |h| h.revision()),
+        put_rev,
+    )
+}
+
+/// etcd fills only the outer header of a txn (and each put's, delete's and range's revision):
+/// a nested txn answers with an empty header. The same from real etcd and retcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_txn_answers_with_an_empty_header_as_etcds_does() {
+    let referee = nested_txn_headers(Flavor::RealEtcd).await;
+    assert_eq!(referee, (3, true, 0, 3));
+    assert_eq!(nested_txn_headers(Flavor::Retcd).await, referee);
+}

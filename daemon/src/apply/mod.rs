@@ -425,7 +425,8 @@ fn execute_txn(
                     .next()
                     .ok_or_else(|| EtcdError::Internal("txn path mismatch".into()))?;
                 let mut r = execute_txn(rt, n, child, leases)?;
-                r.header = header(rt.rev());
+                // etcd fills only the outer txn's header: a nested one's stays empty.
+                r.header = Some(ResponseHeader::default());
                 Some(response_op::Response::ResponseTxn(r))
             }
         };
