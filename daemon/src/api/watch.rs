@@ -13,7 +13,6 @@ use super::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, ResponseHeader, WatchRequest,
     WatchResponse,
 };
-use crate::error::EtcdError;
 use crate::mvcc::RangeEnd;
 use crate::server::EtcdServer;
 use crate::watch::{WatchSpec, WatcherKey};
@@ -42,7 +41,17 @@ pub fn serve(
     tokio::spawn(async move {
         let mut mine: HashMap<i64, WatcherKey> = HashMap::new();
         let mut next_id: i64 = 0;
-        while let Some(Ok(req)) = inbound.next().await {
+        loop {
+            let req = match inbound.next().await {
+                Some(Ok(req)) => req,
+                Some(Err(_)) => break,
+                // The client half-closed its side: as etcd does, its watches go on until it
+                // cancels the call (or goes away).
+                None => {
+                    tx.closed().await;
+                    break;
+                }
+            };
             match req.request_union {
                 Some(RequestUnion::CreateRequest(c)) => {
                     let rev = hub.current_rev();
@@ -115,13 +124,14 @@ pub fn serve(
                             mine.insert(id, k);
                         }
                         Err(compact_revision) => {
+                            // As etcd answers it: no revision, no cancel reason (clients
+                            // tell a compaction by compact_revision).
                             let _ = tx
                                 .send(WatchResponse {
-                                    header: header(hub.current_rev()),
+                                    header: header(0),
                                     watch_id: id,
                                     canceled: true,
                                     compact_revision,
-                                    cancel_reason: EtcdError::Compacted.to_string(),
                                     ..Default::default()
                                 })
                                 .await;

@@ -275,12 +275,12 @@ impl WatchHub {
             }
             match events {
                 Err(EtcdError::Compacted) => {
+                    // As etcd answers it: no revision, no cancel reason.
                     let _ = w.tx.try_send(WatchResponse {
-                        header: header(self.store.current_rev()),
+                        header: header(0),
                         watch_id: w.watch_id,
                         canceled: true,
                         compact_revision: self.store.compact_rev(),
-                        cancel_reason: EtcdError::Compacted.to_string(),
                         ..Default::default()
                     });
                     inner.watchers.remove(&key);
