@@ -282,7 +282,7 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 /// CRC-32C (Castagnoli), the checksum etcd's snapshot status shows.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 pub struct Crc32c(u32);
 
 impl Crc32c {

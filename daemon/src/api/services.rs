@@ -169,7 +169,13 @@ impl Maintenance for Svc {
         r: Request<super::etcdserverpb::HashKvRequest>,
     ) -> Result<Response<super::etcdserverpb::HashKvResponse>, Status> {
         self.admin(&r)?;
-        Ok(Response::new(self.0.hash_kv(r.get_ref().revision).await?))
+        let rev = r.get_ref().revision;
+        // etcd refuses the compaction revision itself too (members compare hashes there
+        // among themselves, over the peer API).
+        if rev > 0 && rev <= self.0.store().compact_rev() {
+            return Err(crate::error::EtcdError::Compacted.into());
+        }
+        Ok(Response::new(self.0.hash_kv(rev).await?))
     }
 }
 

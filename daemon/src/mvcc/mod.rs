@@ -9,7 +9,9 @@ mod key_index;
 mod store;
 
 pub use key_index::{KeyAt, KeyIndex};
-pub use store::{RangeEnd, RangeOptions, RangeResult, ReadView, RevTxn, Store, WriteTxn};
+pub use store::{
+    etcd_record, record_key, RangeEnd, RangeOptions, RangeResult, ReadView, RevTxn, Store, WriteTxn,
+};
 
 /// A revision: `main` is the store revision of the request, `sub` orders writes within it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -16,6 +16,36 @@ use crate::error::EtcdError;
 const KIND_PUT: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
 
+/// A stored revision as etcd's bbolt holds it (what etcd's HashKV hashes): its revision, its
+/// key (main, `_`, sub, and `t` for a deletion) and its value (the KeyValue; a deletion's
+/// carries only the key). None for a row that is not a revision.
+pub fn etcd_record<'v>(
+    k: &[u8],
+    v: &'v [u8],
+) -> Option<(Revision, Vec<u8>, std::borrow::Cow<'v, [u8]>)> {
+    let rev = Revision::decode(k)?;
+    let (&kind, kv) = v.split_first()?;
+    let mut key = Vec::with_capacity(18);
+    key.extend_from_slice(&k[..8]);
+    key.push(b'_');
+    key.extend_from_slice(&k[8..]);
+    if kind != KIND_TOMBSTONE {
+        return Some((rev, key, std::borrow::Cow::Borrowed(kv)));
+    }
+    key.push(b't');
+    let tomb = KeyValue {
+        key: KeyValue::decode(kv).ok()?.key,
+        ..Default::default()
+    };
+    Some((rev, key, std::borrow::Cow::Owned(tomb.encode_to_vec())))
+}
+
+/// A stored revision's key, and whether it is a put (not a deletion).
+pub fn record_key(v: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let (&kind, kv) = v.split_first()?;
+    Some((KeyValue::decode(kv).ok()?.key, kind != KIND_TOMBSTONE))
+}
+
 /// The end of a key range, decoded from etcd's `range_end` convention.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RangeEnd {

@@ -1,6 +1,7 @@
 //! Maintenance requests: snapshot streaming, alarms and the backend quota, defragmentation,
 //! Hash and HashKV.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio_stream::StreamExt;
@@ -194,14 +195,65 @@ pub fn kv_hash(backend: &Backend, rev: i64) -> Result<(u32, i64, i64), EtcdError
     if at > current {
         return Err(EtcdError::FutureRev);
     }
-    let mut crc = crate::snapshot::Crc32c::default();
+    // etcd's algorithm over etcd's layout, so a member restored from an etcd snapshot hashes
+    // as the etcd members it came from: the bucket's name, then each revision's key and value
+    // up to `at`. Of the revisions at or before the compaction, etcd counts those its key
+    // index would keep at `at`: a key's revision from before the compaction counts unless
+    // the key changed after the compaction (up to `at`); when no key at all is live at `at`,
+    // they all count.
+    let err = |e: rocksdb::Error| EtcdError::Internal(format!("hash: {e}"));
+    let unreadable = |k: &[u8]| {
+        EtcdError::Internal(format!(
+            "hash: a stored revision cannot be read ({} bytes of key)",
+            k.len()
+        ))
+    };
+    // Keys changed after the compaction, and whether each is live at `at`.
+    let mut changed: HashMap<Vec<u8>, bool> = HashMap::new();
+    if compact > 0 {
+        let from = Revision {
+            main: compact + 1,
+            sub: 0,
+        }
+        .encode();
+        let mode = rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward);
+        for item in snap.iterator_cf(kv, mode) {
+            let (k, v) = item.map_err(err)?;
+            let r = Revision::decode(&k).ok_or_else(|| unreadable(&k))?;
+            if r.main > at {
+                break;
+            }
+            let (key, put) = crate::mvcc::record_key(&v).ok_or_else(|| unreadable(&k))?;
+            changed.insert(key, put);
+        }
+    }
+    let mut kept = crate::snapshot::Crc32c::default();
+    kept.update(b"key");
+    let mut all = kept;
+    let mut any_kept = changed.values().any(|live| *live);
+    let mut crc = None;
     for item in snap.iterator_cf(kv, rocksdb::IteratorMode::Start) {
-        let (k, v) = item.map_err(|e| EtcdError::Internal(format!("hash: {e}")))?;
-        if Revision::decode(&k).is_some_and(|r| r.main > at) {
+        let (k, v) = item.map_err(err)?;
+        let (r, key, value) = crate::mvcc::etcd_record(&k, &v).ok_or_else(|| unreadable(&k))?;
+        if r.main > at {
             break;
         }
-        crc.update(&k);
-        crc.update(&v);
+        if r.main <= compact {
+            let (user_key, _) = crate::mvcc::record_key(&v).ok_or_else(|| unreadable(&k))?;
+            all.update(&key);
+            all.update(&value);
+            if !changed.contains_key(&user_key) {
+                any_kept = true;
+                kept.update(&key);
+                kept.update(&value);
+            }
+            continue;
+        }
+        let c = crc.get_or_insert(if any_kept { kept } else { all });
+        c.update(&key);
+        c.update(&value);
     }
-    Ok((crc.finish(), compact, at))
+    let crc = crc.unwrap_or(if any_kept { kept } else { all });
+    // etcd's compact revision is -1 until the first compaction.
+    Ok((crc.finish(), if compact == 0 { -1 } else { compact }, at))
 }
