@@ -122,3 +122,57 @@ fn raw_watch_streams_answer_as_etcds_do() {
     );
     assert_eq!(watch_streams(Flavor::Retcd), referee);
 }
+
+/// Tokens through raw grpc metadata: a garbage token with auth off, and a user's token once
+/// auth has been disabled since.
+const STALE_TOKENS: &str = r#"
+import sys, etcd3
+from etcd3.etcdrpc import rpc_pb2 as pb
+c = etcd3.client(host="127.0.0.1", port=int(sys.argv[1]))
+au = etcd3.etcdrpc.AuthStub(c.channel)
+def show(name, f):
+    try:
+        f()
+        print(name, "ok")
+    except Exception as e:
+        print(name, e.code(), e.details())
+get = lambda t: c.kvstub.Range(pb.RangeRequest(key=b"a"), metadata=[("token", t)], timeout=5)
+show("garbage token, auth never on", lambda: get("garbage"))
+au.UserAdd(pb.AuthUserAddRequest(name="root", password="rp"))
+au.UserGrantRole(pb.AuthUserGrantRoleRequest(user="root", role="root"))
+au.UserAdd(pb.AuthUserAddRequest(name="u", password="up"))
+au.AuthEnable(pb.AuthEnableRequest())
+root = au.Authenticate(pb.AuthenticateRequest(name="root", password="rp")).token
+user = au.Authenticate(pb.AuthenticateRequest(name="u", password="up")).token
+show("user's token, auth on", lambda: get(user))
+show("garbage token, auth on", lambda: get("garbage"))
+au.AuthDisable(pb.AuthDisableRequest(), metadata=[("token", root)])
+show("user's token after auth disable", lambda: get(user))
+show("no token after auth disable", lambda: c.kvstub.Range(pb.RangeRequest(key=b"a")))
+"#;
+
+fn stale_tokens(flavor: Flavor) -> String {
+    let m = Member::start(flavor);
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", STALE_TOKENS, &m.client_port.to_string()])
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A request carrying a token has it checked even with auth off, as etcd does: tokens go
+/// when auth is disabled, so a client still sending one is told it is invalid.
+#[test]
+fn stale_tokens_are_refused_as_etcd_refuses_them() {
+    let referee = stale_tokens(Flavor::RealEtcd);
+    assert_eq!(
+        referee,
+        "garbage token, auth never on StatusCode.UNAUTHENTICATED etcdserver: invalid auth token\n\
+         user's token, auth on StatusCode.PERMISSION_DENIED etcdserver: permission denied\n\
+         garbage token, auth on StatusCode.UNAUTHENTICATED etcdserver: invalid auth token\n\
+         user's token after auth disable StatusCode.UNAUTHENTICATED etcdserver: invalid auth token\n\
+         no token after auth disable ok\n"
+    );
+    assert_eq!(stale_tokens(Flavor::Retcd), referee);
+}

@@ -167,19 +167,19 @@ impl AuthStore {
 
     /// The request's identity when auth is enabled: from its token, if any.
     pub fn auth_info(&self, token: Option<&str>) -> Result<Option<AuthInfo>, EtcdError> {
-        if !self.enabled() {
-            return Ok(None);
-        }
+        // A token is checked even with auth off, as etcd checks it: tokens go when auth is
+        // disabled, so a client still sending one learns it is stale.
         let Some(token) = token else {
             return Ok(None);
         };
-        match self.token_user(token) {
-            Some(user) => Ok(Some(AuthInfo {
-                user,
-                revision: self.revision(),
-            })),
-            None => Err(EtcdError::InvalidAuthToken),
+        let user = self.token_user(token).ok_or(EtcdError::InvalidAuthToken)?;
+        if !self.enabled() {
+            return Ok(None);
         }
+        Ok(Some(AuthInfo {
+            user,
+            revision: self.revision(),
+        }))
     }
 
     /// Checks a password (for Authenticate, before a token is proposed).
