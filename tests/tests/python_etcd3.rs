@@ -66,6 +66,17 @@ fn python_etcd3_client_works() {
     assert_eq!(lines[6], "prefix ['/py/a']");
 }
 
+/// What `script` prints (given the client port) against a fresh member of `flavor`.
+fn script_output(script: &str, flavor: Flavor) -> String {
+    let m = Member::start(flavor);
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", script, &m.client_port.to_string()])
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Raw Watch streams (grpc through python etcd3's generated stubs): a stream whose client
 /// half-closes after its create request, and a watch from a compacted revision. Prints each
 /// response with the IDs that differ between servers left out.
@@ -100,27 +111,17 @@ c.compact(4)
 print("compacted", watch(pb.WatchCreateRequest(key=b"w", start_revision=2), 2))
 "#;
 
-fn watch_streams(flavor: Flavor) -> String {
-    let m = Member::start(flavor);
-    let o = Command::new("/usr/bin/python3")
-        .args(["-c", WATCH_STREAMS, &m.client_port.to_string()])
-        .output()
-        .expect("python3");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A client that half-closes its Watch stream still gets its events (etcd serves the stream
 /// until the client cancels it), and a watch from a compacted revision is canceled as etcd
 /// cancels it (header without a revision, no cancel reason). The same from real etcd.
 #[test]
 fn raw_watch_streams_answer_as_etcds_do() {
-    let referee = watch_streams(Flavor::RealEtcd);
+    let referee = script_output(WATCH_STREAMS, Flavor::RealEtcd);
     assert!(
         referee.starts_with("half-closed ['header {   cluster_id: N   member_id: N   revision: 1   raft_term: N } created: true', 'header {   cluster_id: N   member_id: N   revision: 2   raft_term: N } events {   kv {     key: \"h\""),
         "{referee}"
     );
-    assert_eq!(watch_streams(Flavor::Retcd), referee);
+    assert_eq!(script_output(WATCH_STREAMS, Flavor::Retcd), referee);
 }
 
 /// Tokens through raw grpc metadata: a garbage token with auth off, and a user's token once
@@ -151,21 +152,11 @@ show("user's token after auth disable", lambda: get(user))
 show("no token after auth disable", lambda: c.kvstub.Range(pb.RangeRequest(key=b"a")))
 "#;
 
-fn stale_tokens(flavor: Flavor) -> String {
-    let m = Member::start(flavor);
-    let o = Command::new("/usr/bin/python3")
-        .args(["-c", STALE_TOKENS, &m.client_port.to_string()])
-        .output()
-        .expect("python3");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A request carrying a token has it checked even with auth off, as etcd does: tokens go
 /// when auth is disabled, so a client still sending one is told it is invalid.
 #[test]
 fn stale_tokens_are_refused_as_etcd_refuses_them() {
-    let referee = stale_tokens(Flavor::RealEtcd);
+    let referee = script_output(STALE_TOKENS, Flavor::RealEtcd);
     assert_eq!(
         referee,
         "garbage token, auth never on StatusCode.UNAUTHENTICATED etcdserver: invalid auth token\n\
@@ -174,5 +165,5 @@ fn stale_tokens_are_refused_as_etcd_refuses_them() {
          user's token after auth disable StatusCode.UNAUTHENTICATED etcdserver: invalid auth token\n\
          no token after auth disable ok\n"
     );
-    assert_eq!(stale_tokens(Flavor::Retcd), referee);
+    assert_eq!(script_output(STALE_TOKENS, Flavor::Retcd), referee);
 }

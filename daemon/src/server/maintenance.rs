@@ -195,12 +195,11 @@ pub fn kv_hash(backend: &Backend, rev: i64) -> Result<(u32, i64, i64), EtcdError
     if at > current {
         return Err(EtcdError::FutureRev);
     }
-    // etcd's algorithm over etcd's layout, so a member restored from an etcd snapshot hashes
-    // as the etcd members it came from: the bucket's name, then each revision's key and value
-    // up to `at`. Of the revisions at or before the compaction, etcd counts those its key
-    // index would keep at `at`: a key's revision from before the compaction counts unless
-    // the key changed after the compaction (up to `at`); when no key at all is live at `at`,
-    // they all count.
+    // etcd's algorithm over etcd's layout, so the same history hashes the same on etcd and
+    // retcd: the bucket's name, then each revision's key and value up to `at`. Of the
+    // revisions at or before the compaction, etcd counts those its key index would keep at
+    // `at`: a key's revision from before the compaction counts unless the key changed after
+    // the compaction (up to `at`); when no key at all is live at `at`, they all count.
     let err = |e: rocksdb::Error| EtcdError::Internal(format!("hash: {e}"));
     let unreadable = |k: &[u8]| {
         EtcdError::Internal(format!(
