@@ -34,7 +34,7 @@ pub fn etcd_record<'v>(
     }
     key.push(b't');
     let tomb = KeyValue {
-        key: KeyValue::decode(kv).ok()?.key,
+        key: decode_value(v).ok()?.1.key,
         ..Default::default()
     };
     Some((rev, key, std::borrow::Cow::Owned(tomb.encode_to_vec())))
@@ -42,8 +42,8 @@ pub fn etcd_record<'v>(
 
 /// A stored revision's key, and whether it is a put (not a deletion).
 pub fn record_key(v: &[u8]) -> Option<(Vec<u8>, bool)> {
-    let (&kind, kv) = v.split_first()?;
-    Some((KeyValue::decode(kv).ok()?.key, kind != KIND_TOMBSTONE))
+    let (kind, kv) = decode_value(v).ok()?;
+    Some((kv.key, kind != KIND_TOMBSTONE))
 }
 
 /// The end of a key range, decoded from etcd's `range_end` convention.
