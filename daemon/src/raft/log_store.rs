@@ -466,17 +466,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 tail.insert(id.index, e);
             }
         }
-        if own {
-            self.queue(
-                Op::Append {
-                    rows,
-                    last,
-                    done: None,
-                },
-                ErrorSubject::Logs,
-            )?;
-            callback.log_io_completed(Ok(()));
-        } else if self.shared.queued.load(Ordering::Acquire) == 0 && bytes <= INLINE_MAX_BYTES {
+        if !own && self.shared.queued.load(Ordering::Acquire) == 0 && bytes <= INLINE_MAX_BYTES {
             // A follower's append, with nothing ahead of it for the writer (openraft's core
             // is the only caller, so nothing can be queued meanwhile): written here, which
             // saves the round through the writer thread while the leader waits for it. Big
@@ -488,15 +478,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             };
             let result = write_ops(&self.backend, &self.shared, std::slice::from_ref(&op));
             callback.log_io_completed(result.map(|_| ()).map_err(std::io::Error::other));
+            return Ok(());
+        }
+        // The leader's own entries count as flushed once queued; others once written.
+        let (done, flushed_now) = if own {
+            (None, Some(callback))
         } else {
-            self.queue(
-                Op::Append {
-                    rows,
-                    last,
-                    done: Some(callback),
-                },
-                ErrorSubject::Logs,
-            )?;
+            (Some(callback), None)
+        };
+        self.queue(Op::Append { rows, last, done }, ErrorSubject::Logs)?;
+        if let Some(callback) = flushed_now {
+            callback.log_io_completed(Ok(()));
         }
         Ok(())
     }

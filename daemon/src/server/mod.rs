@@ -270,30 +270,24 @@ impl EtcdServer {
                 }
             }
             let res = tokio::time::timeout_at(deadline, self.proposer.write(req.clone())).await;
-            match res {
-                Err(_) => return Err(EtcdError::Timeout),
-                Ok(Ok(resp)) => return resp,
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                    match (f.leader_id, f.leader_node) {
-                        (Some(id), Some(node)) => {
-                            match self
-                                .forwarder
-                                .forward(id, &node, req.clone(), deadline)
-                                .await
-                            {
-                                Err(EtcdError::NotLeader) => {
-                                    self.pause_for_leader(Some(id), deadline).await?
-                                }
-                                other => return other,
-                            }
+            let not_leader = match write_answer(res) {
+                Ok(answer) => return answer,
+                Err(f) => f,
+            };
+            match (not_leader.leader_id, not_leader.leader_node) {
+                (Some(id), Some(node)) => {
+                    match self
+                        .forwarder
+                        .forward(id, &node, req.clone(), deadline)
+                        .await
+                    {
+                        Err(EtcdError::NotLeader) => {
+                            self.pause_for_leader(Some(id), deadline).await?
                         }
-                        _ => self.wait_for_leader_change(None, deadline).await?,
+                        other => return other,
                     }
                 }
-                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                    return Err(EtcdError::Internal(e.to_string()))
-                }
-                Ok(Err(RaftError::Fatal(_))) => return Err(EtcdError::Stopped),
+                _ => self.wait_for_leader_change(None, deadline).await?,
             }
         }
     }
@@ -365,17 +359,7 @@ impl EtcdServer {
             }
         }
         let res = tokio::time::timeout(self.request_timeout, self.proposer.write(req)).await;
-        match res {
-            Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok(resp)) => resp,
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(EtcdError::NotLeader)
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(EtcdError::Internal(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(_))) => Err(EtcdError::Stopped),
-        }
+        write_answer(res).unwrap_or(Err(EtcdError::NotLeader))
     }
 
     /// The leader's read index, for a follower's linearizable read (shared rounds, as local
@@ -733,6 +717,23 @@ with_header!(
     crate::api::etcdserverpb::LeaseRevokeResponse,
     crate::api::etcdserverpb::AlarmResponse
 );
+
+/// What a write proposed on this member (within a deadline) answers its caller, or `Err`
+/// with where the leader is when this member does not lead.
+fn write_answer(
+    res: Result<propose::Outcome, tokio::time::error::Elapsed>,
+) -> Result<Result<InternalResponse, EtcdError>, openraft::error::ForwardToLeader<u64, MemberNode>>
+{
+    match res {
+        Err(_) => Ok(Err(EtcdError::Timeout)),
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(f),
+        Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+            Ok(Err(EtcdError::Internal(e.to_string())))
+        }
+        Ok(Err(RaftError::Fatal(_))) => Ok(Err(EtcdError::Stopped)),
+    }
+}
 
 fn unexpected(what: &str, got: Option<internal_response::Response>) -> EtcdError {
     EtcdError::Internal(format!("unexpected apply result for {what}: {got:?}"))
