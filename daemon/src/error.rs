@@ -116,6 +116,10 @@ pub enum EtcdError {
     /// An RPC or option this member does not implement yet.
     #[error("{0}")]
     Unimplemented(String),
+    // New variants go last: members pass these to each other (bincode, by variant index).
+    /// The leader was lost while it had the request (it may or may not have been applied).
+    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
+    TimeoutDueToLeaderFail,
 }
 
 impl EtcdError {
@@ -134,6 +138,7 @@ impl EtcdError {
             Corrupt => Code::DataLoss,
             NoLeader
             | Timeout
+            | TimeoutDueToLeaderFail
             | Stopped
             | NotLeader
             | Unavailable(_)

@@ -133,6 +133,49 @@ fn kill9_leader_under_load_loses_no_acknowledged_write() {
     );
 }
 
+/// A write a follower passed on to its leader, when the leader dies before answering, fails
+/// with etcd's message and code (the write may or may not have committed, so nothing retries
+/// it): the same steps on real etcd and on retcd.
+#[test]
+fn a_forwarded_write_whose_leader_dies_fails_as_etcds_does() {
+    for flavor in [Flavor::RealEtcd, Flavor::Retcd] {
+        let mut c = Cluster::start(flavor, 3);
+        let leader = c.wait_leader(Duration::from_secs(10));
+        let follower = c.members[(leader + 1) % 3].endpoint();
+        // A write through the follower first: its connection to the leader is up.
+        assert!(etcdctl(&follower, &["put", "warm", "x"], None)
+            .status
+            .success());
+        // The write reaches the leader's socket but no answer comes back.
+        c.members[leader].pause(true);
+        let put = std::thread::spawn(move || {
+            etcdctl(
+                &follower,
+                &["put", "forwarded", "v", "--command-timeout=20s"],
+                None,
+            )
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        c.members[leader].kill9();
+        let o = put.join().unwrap();
+        assert!(!o.status.success(), "{flavor:?}: {}", out(&o));
+        assert_eq!(out(&o), "", "{flavor:?}");
+        // etcd names the leader's failure when a new leader was elected within two election
+        // timeouts after the request came, else it says only that the request timed out;
+        // retcd sees the connection to the leader go while it waits, so always the former.
+        let leader_fail =
+            "Error: etcdserver: request timed out, possibly due to previous leader failure\n";
+        let msg = err_lines(&o);
+        match flavor {
+            Flavor::RealEtcd => assert!(
+                msg == leader_fail || msg == "Error: etcdserver: request timed out\n",
+                "{msg}"
+            ),
+            Flavor::Retcd => assert_eq!(msg, leader_fail),
+        }
+    }
+}
+
 #[test]
 fn a_lagging_member_catches_up_through_a_snapshot() {
     let mut c = Cluster::start_with(

@@ -680,7 +680,11 @@ pub(crate) fn peer_status(s: tonic::Status) -> EtcdError {
     }
     match s.code() {
         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => EtcdError::Timeout,
-        _ => EtcdError::Unavailable(format!("leader unreachable: {}", s.message())),
+        _ => {
+            // The leader had the request and went away (etcd's message; the detail is logged).
+            tracing::warn!(error = %s.message(), "lost the leader while it had a request");
+            EtcdError::TimeoutDueToLeaderFail
+        }
     }
 }
 
