@@ -120,6 +120,9 @@ pub enum EtcdError {
     /// The leader was lost while it had the request (it may or may not have been applied).
     #[error("etcdserver: request timed out, possibly due to previous leader failure")]
     TimeoutDueToLeaderFail,
+    /// A leadership transfer did not complete (the detail is logged).
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
 }
 
 impl EtcdError {
@@ -139,6 +142,7 @@ impl EtcdError {
             NoLeader
             | Timeout
             | TimeoutDueToLeaderFail
+            | TimeoutLeaderTransfer
             | Stopped
             | NotLeader
             | Unavailable(_)

@@ -264,6 +264,34 @@ fn member_id_of(m: &Member) -> u64 {
     .unwrap()
 }
 
+/// A leadership transfer to a member that cannot take over (stopped) fails as etcd's does:
+/// the leader keeps leading (nobody else takes over meanwhile), and the client is told the
+/// transfer took too long, or gives up at its own deadline first (etcdctl retries the call
+/// while its time lasts).
+#[test]
+fn move_leader_to_a_stopped_member_fails_as_etcds_does() {
+    for flavor in [Flavor::RealEtcd, Flavor::Retcd] {
+        let mut c = Cluster::start(flavor, 3);
+        let leader = c.wait_leader(Duration::from_secs(10));
+        let target = (leader + 1) % 3;
+        let tid = member_id_of(&c.members[target]);
+        c.members[target].pause(true);
+        let o = c.members[leader].etcdctl(&["move-leader", &format!("{tid:x}")]);
+        c.members[target].kill9();
+        assert_eq!(o.status.code(), Some(1), "{flavor:?}: {}", err_lines(&o));
+        assert_eq!(out(&o), "", "{flavor:?}");
+        let msg = err_lines(&o);
+        assert!(
+            msg == "Error: etcdserver: request timed out, leader transfer took too long\n"
+                || msg == "Error: context deadline exceeded\n",
+            "{flavor:?}: {msg}"
+        );
+        assert_eq!(c.leader(), Some(leader), "{flavor:?}");
+        let o = c.members[leader].etcdctl(&["put", "after", "refused transfer"]);
+        assert_eq!(out(&o), "OK\n", "{flavor:?}: {}", err_lines(&o));
+    }
+}
+
 #[test]
 fn move_leader_hands_over_to_the_named_member() {
     let mut c = Cluster::start(Flavor::Retcd, 3);

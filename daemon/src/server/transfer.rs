@@ -2,9 +2,9 @@
 //!
 //! openraft 0.9 has no transfer API, but its leader lease makes one possible: a follower
 //! refuses votes while its leader lease (= max election timeout) is fresh, and campaigns on its
-//! own only after lease + a random election timeout. So the leader stops new proposals and
-//! heartbeats, makes sure the target has every entry, and tells it to campaign just after the
-//! lease runs out: the target, being up to date, wins before anyone else's timer fires.
+//! own only after lease + a random election timeout. So the leader stops new proposals, makes
+//! sure the target has every entry, tells it to campaign just after the lease runs out, and
+//! stops its heartbeats: the target, being up to date, wins before anyone else's timer fires.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,6 +12,16 @@ use std::time::Duration;
 use super::EtcdServer;
 use crate::api::retcdpeerpb::TimeoutNowRequest;
 use crate::error::EtcdError;
+
+/// Held while a transfer runs: heartbeats resume and proposals flow again when it goes.
+struct TransferEnds<'a>(&'a EtcdServer);
+
+impl Drop for TransferEnds<'_> {
+    fn drop(&mut self) {
+        self.0.raft.runtime_config().heartbeat(true);
+        self.0.transferring.store(false, Ordering::SeqCst);
+    }
+}
 
 impl EtcdServer {
     fn election_timeout(&self) -> Duration {
@@ -55,10 +65,9 @@ impl EtcdServer {
                 "a leadership transfer is already in progress".into(),
             ));
         }
-        let result = self.do_transfer(target, &node).await;
-        self.raft.runtime_config().heartbeat(true);
-        self.transferring.store(false, Ordering::SeqCst);
-        result
+        // Ends the transfer however this call ends, a client giving up on it included.
+        let _ends = TransferEnds(self);
+        self.do_transfer(target, &node).await
     }
 
     async fn do_transfer(
@@ -87,12 +96,13 @@ impl EtcdServer {
         tokio::time::timeout(2 * et + Duration::from_secs(1), caught_up)
             .await
             .map_err(|_| {
-                EtcdError::Unavailable(format!(
-                    "member {target:x} is not caught up; leader transfer aborted"
-                ))
+                tracing::warn!(to = %format!("{target:x}"), "leader transfer aborted: the member is not caught up");
+                EtcdError::TimeoutLeaderTransfer
             })?;
-        // 2. Stop renewing the followers' leases, and let the target campaign after them.
-        self.raft.runtime_config().heartbeat(false);
+        // 2. Tell the target to campaign once the followers' leases run out, then stop
+        // renewing them. Heartbeats go on until the target has taken the request: a target
+        // that cannot take it (stopped, unreachable) leaves this member leading, as etcd's
+        // failed transfer does, instead of leaving the followers without a leader.
         let delay = self.transfer_delay();
         let mut client = self
             .peers
@@ -107,7 +117,11 @@ impl EtcdServer {
         client
             .timeout_now(req)
             .await
-            .map_err(|s| EtcdError::Unavailable(format!("leader transfer: {}", s.message())))?;
+            .map_err(|s| {
+                tracing::warn!(to = %format!("{target:x}"), error = %s.message(), "leader transfer aborted: the member did not take the campaign request");
+                EtcdError::TimeoutLeaderTransfer
+            })?;
+        self.raft.runtime_config().heartbeat(false);
         // 3. Wait for the target to lead.
         let mut rx = self.raft.metrics();
         let became_leader = async {
@@ -123,7 +137,8 @@ impl EtcdServer {
         tokio::time::timeout(delay + 2 * et + Duration::from_secs(1), became_leader)
             .await
             .map_err(|_| {
-                EtcdError::Unavailable("request timed out, leader transfer took too long".into())
+                tracing::warn!(to = %format!("{target:x}"), "leader transfer aborted: the member did not become leader in time");
+                EtcdError::TimeoutLeaderTransfer
             })?;
         tracing::info!(to = %format!("{target:x}"), "leadership transferred");
         Ok(())
