@@ -680,11 +680,15 @@ pub(crate) fn peer_status(s: tonic::Status) -> EtcdError {
     }
     match s.code() {
         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => EtcdError::Timeout,
-        _ => {
-            // The leader had the request and went away (etcd's message; the detail is logged).
+        tonic::Code::Unavailable | tonic::Code::Unknown => {
+            // The connection to the leader was lost while it had the request (etcd's
+            // message; the detail is logged).
             tracing::warn!(error = %s.message(), "lost the leader while it had a request");
             EtcdError::TimeoutDueToLeaderFail
         }
+        // The leader answered with a refusal (another cluster, a removed member, a message
+        // too large, ...): say what it said.
+        _ => EtcdError::Unavailable(format!("leader unreachable: {}", s.message())),
     }
 }
 

@@ -95,10 +95,7 @@ impl EtcdServer {
         };
         tokio::time::timeout(2 * et + Duration::from_secs(1), caught_up)
             .await
-            .map_err(|_| {
-                tracing::warn!(to = %format!("{target:x}"), "leader transfer aborted: the member is not caught up");
-                EtcdError::TimeoutLeaderTransfer
-            })?;
+            .map_err(|_| transfer_aborted(target, "the member is not caught up"))?;
         // 2. Tell the target to campaign once the followers' leases run out, then stop
         // renewing them. Heartbeats go on until the target has taken the request: a target
         // that cannot take it (stopped, unreachable) leaves this member leading, as etcd's
@@ -114,13 +111,13 @@ impl EtcdServer {
             delay_ms: delay.as_millis() as u64,
         });
         req.set_timeout(Duration::from_secs(2));
-        client
-            .timeout_now(req)
-            .await
-            .map_err(|s| {
-                tracing::warn!(to = %format!("{target:x}"), error = %s.message(), "leader transfer aborted: the member did not take the campaign request");
-                EtcdError::TimeoutLeaderTransfer
-            })?;
+        client.timeout_now(req).await.map_err(|s| {
+            let why = format!(
+                "the member did not take the campaign request: {}",
+                s.message()
+            );
+            transfer_aborted(target, &why)
+        })?;
         self.raft.runtime_config().heartbeat(false);
         // 3. Wait for the target to lead.
         let mut rx = self.raft.metrics();
@@ -136,10 +133,7 @@ impl EtcdServer {
         };
         tokio::time::timeout(delay + 2 * et + Duration::from_secs(1), became_leader)
             .await
-            .map_err(|_| {
-                tracing::warn!(to = %format!("{target:x}"), "leader transfer aborted: the member did not become leader in time");
-                EtcdError::TimeoutLeaderTransfer
-            })?;
+            .map_err(|_| transfer_aborted(target, "the member did not become leader in time"))?;
         tracing::info!(to = %format!("{target:x}"), "leadership transferred");
         Ok(())
     }
@@ -181,4 +175,10 @@ impl EtcdServer {
             Err(e) => tracing::warn!(error = %e, "could not hand leadership over before stopping"),
         }
     }
+}
+
+/// Logs why a transfer to `target` gave up and answers etcd's error for it.
+fn transfer_aborted(target: u64, why: &str) -> EtcdError {
+    tracing::warn!(to = %format!("{target:x}"), why, "leader transfer aborted");
+    EtcdError::TimeoutLeaderTransfer
 }
