@@ -417,3 +417,37 @@ fn wal_dir_holds_the_write_ahead_log() {
     m.restart();
     assert_eq!(out(&m.etcdctl(&["get", "a", "--print-value-only"])), "b\n");
 }
+
+/// A second member started on a running member's data dir stops at once and says why (etcd
+/// 3.4 waits forever for the database's lock); the running member is untouched.
+#[test]
+fn a_data_dir_in_use_is_refused_with_a_clear_error() {
+    let m = Member::start(Flavor::Retcd);
+    assert!(m.etcdctl(&["put", "a", "1"]).status.success());
+    let o = run_measured(
+        Command::new(retcd_bin())
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{}", free_port()),
+                "--advertise-client-urls",
+                "http://127.0.0.1:1",
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{}", free_port()),
+            ]),
+        std::time::Duration::from_secs(30),
+    )
+    .0;
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    let want = format!(
+        "etcd: cannot open data dir {}: database {}/member/db is in use by another process \
+         (is another member running with this data dir?)",
+        m.data_dir.display(),
+        m.data_dir.display()
+    );
+    assert!(e.contains(&want), "{e}");
+    assert_eq!(out(&m.etcdctl(&["get", "a", "--print-value-only"])), "1\n");
+    assert!(m.etcdctl(&["put", "a", "2"]).status.success());
+}

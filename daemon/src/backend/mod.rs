@@ -78,6 +78,12 @@ impl<T> Context<T> for std::result::Result<T, rocksdb::Error> {
     }
 }
 
+/// RocksDB's answer when another process holds the database's `LOCK` file.
+fn is_lock_held(e: &rocksdb::Error) -> bool {
+    let m = e.to_string();
+    m.contains("LOCK") && (m.contains("temporarily unavailable") || m.contains("lock hold"))
+}
+
 pub struct Backend {
     pub db: DB,
     /// fsync raft log writes (false only with --unsafe-no-fsync).
@@ -110,8 +116,20 @@ impl Backend {
         let cfs = CFS
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
-        let db = DB::open_cf_descriptors(&opts, &path, cfs)
-            .ctx(&format!("open database {}", path.display()))?;
+        let db = DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| {
+            if is_lock_held(&e) {
+                BackendError::Other(format!(
+                    "database {} is in use by another process (is another member running \
+                     with this data dir?): {e}",
+                    path.display()
+                ))
+            } else {
+                BackendError::Rocks {
+                    context: format!("open database {}", path.display()),
+                    source: e,
+                }
+            }
+        })?;
         let backend = Backend { db, sync, path };
         if fresh && sync {
             backend.prime_wal()?;
