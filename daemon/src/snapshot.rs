@@ -23,6 +23,15 @@ use sha2::{Digest, Sha256};
 use crate::backend::{Backend, CF_KV, CF_META};
 
 pub const MAGIC: &[u8; 16] = b"retcd snapshot\n\0";
+
+/// bbolt's magic number, in the meta page at the start of an etcd database or snapshot.
+const BOLT_MAGIC: u32 = 0xED0C_DAED;
+
+/// What reading an etcd (bbolt) snapshot or database answers.
+const BOLT_FILE: &str = "an etcd (bbolt) snapshot, which retcd's tools cannot read: \
+    restore it with etcd's own etcdutl, or copy the keys from a running etcd cluster with \
+    'etcdctl make-mirror' (docs/migrating-from-etcd.md)";
+
 /// The format version this build writes; it reads every version up to this one.
 pub const VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 16 + 4 + 8 + 8 + 8 + 8;
@@ -68,6 +77,10 @@ impl Header {
 
     fn decode(b: &[u8; HEADER_LEN]) -> Result<Header, String> {
         if &b[..16] != MAGIC {
+            // A bbolt file starts with its meta page: a 16-byte page header, then the magic.
+            if b[16..20] == BOLT_MAGIC.to_le_bytes() {
+                return Err(BOLT_FILE.into());
+            }
             return Err("not a retcd snapshot (bad magic)".into());
         }
         let u64_at = |i: usize| {

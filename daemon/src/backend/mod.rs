@@ -51,6 +51,26 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("member").join("db")
 }
 
+/// Files an etcd member keeps in `data_dir` (its bbolt database, its write-ahead log
+/// segments, also in a dedicated `wal_dir`), which this implementation cannot read.
+pub fn etcd_member_files(data_dir: &Path, wal_dir: Option<&Path>) -> Vec<PathBuf> {
+    let member = data_dir.join("member");
+    let mut found = Vec::new();
+    let bolt = member.join("snap").join("db");
+    if bolt.is_file() {
+        found.push(bolt);
+    }
+    for dir in std::iter::once(member.join("wal")).chain(wal_dir.map(Path::to_path_buf)) {
+        let has_segments = std::fs::read_dir(&dir).is_ok_and(|mut it| {
+            it.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".wal")))
+        });
+        if has_segments {
+            found.push(dir);
+        }
+    }
+    found
+}
+
 /// Errors from the backend carry what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {

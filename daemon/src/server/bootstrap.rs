@@ -18,9 +18,38 @@ use crate::raft::network::{PeerNetwork, Peers};
 use crate::raft::state_machine::StateMachine;
 use crate::raft::{raft_config, Raft};
 
+/// A data dir an etcd member left behind holds data this member cannot read: starting on it
+/// would bootstrap an empty cluster beside the old data, and clients would find their keys
+/// gone. Refused, touching nothing, unless this member's own database is already there.
+fn refuse_etcd_files(cfg: &Config) -> Result<(), String> {
+    let found = crate::backend::etcd_member_files(&cfg.data_dir, cfg.wal_dir.as_deref());
+    if found.is_empty() {
+        return Ok(());
+    }
+    let list = found
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if crate::backend::db_path(&cfg.data_dir)
+        .join("CURRENT")
+        .exists()
+    {
+        tracing::warn!(files = %list, "the data dir also holds an etcd member's files; they are ignored");
+        return Ok(());
+    }
+    Err(format!(
+        "data dir {} holds an etcd member's data ({list}), which this etcd cannot read; \
+         nothing was changed. Start this member with an empty --data-dir and copy the keys \
+         from the old cluster with 'etcdctl make-mirror' (docs/migrating-from-etcd.md)",
+        cfg.data_dir.display()
+    ))
+}
+
 /// Opens or bootstraps the member described by `cfg` and starts raft.
 pub async fn start(cfg: Config) -> Result<Arc<EtcdServer>, String> {
     let cfg = Arc::new(cfg);
+    refuse_etcd_files(&cfg)?;
     let backend = Arc::new(
         Backend::open(&cfg.data_dir, cfg.wal_dir.as_deref(), !cfg.unsafe_no_fsync)
             .map_err(|e| format!("cannot open data dir {}: {e}", cfg.data_dir.display()))?,

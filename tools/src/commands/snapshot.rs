@@ -203,16 +203,7 @@ pub fn status(path: &Path, format: Format) -> Result<String, Failure> {
             "stat", &shown, &e,
         )));
     }
-    let s = retcd::snapshot::read(path, false, |_| Ok(())).map_err(|e| {
-        if e.contains("bad magic") {
-            Failure::error(format!(
-                "{}: not a retcd snapshot (etcd's own bbolt snapshots are read by etcd's etcdutl; retcd restores only its own format)",
-                path.display()
-            ))
-        } else {
-            Failure::error(e)
-        }
-    })?;
+    let s = retcd::snapshot::read(path, false, |_| Ok(())).map_err(Failure::error)?;
     let (hash, rev, keys, size) = (s.kv_crc, s.header.revision, s.records, s.size);
     Ok(match format {
         Format::Json => format!(
