@@ -77,6 +77,7 @@ fn packages_build_and_hold_what_an_operator_needs() {
         "./etc/etcd/etcd.conf",
         "./etc/etcd/backup.conf",
         "./usr/share/doc/retcd/backup.md",
+        "./usr/share/doc/retcd/migrating-from-etcd.md",
         "./usr/share/man/man1/etcd-backup.1.gz",
         "./usr/share/doc/retcd/copyright",
         "./usr/share/doc/retcd/changelog.Debian.gz",
