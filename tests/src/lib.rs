@@ -820,7 +820,7 @@ pub fn run_steps(bin: &Path, ep: &str, steps: &[Step]) -> Vec<Outcome> {
 /// A long-running etcdctl whose stdout lines arrive on a channel.
 pub struct Running {
     child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
+    lines: std::sync::mpsc::Receiver<Vec<u8>>,
 }
 
 impl Running {
@@ -837,8 +837,9 @@ impl Running {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // Lines as bytes: keys and values need not be UTF-8.
             for l in std::io::BufReader::new(stdout)
-                .lines()
+                .split(b'\n')
                 .map_while(Result::ok)
             {
                 if tx.send(l).is_err() {
@@ -850,6 +851,12 @@ impl Running {
     }
 
     pub fn line(&self, within: Duration) -> Option<String> {
+        self.line_bytes(within)
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+    }
+
+    /// The next line as the bytes printed (without its newline).
+    pub fn line_bytes(&self, within: Duration) -> Option<Vec<u8>> {
         self.lines.recv_timeout(within).ok()
     }
 

@@ -22,7 +22,7 @@ pub fn main(args: Vec<String>) -> i32 {
     match rt.block_on(run(args)) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(out.as_bytes());
+            let _ = stdout.write_all(&crate::printer::output_bytes(&out));
             let _ = stdout.flush();
             0
         }

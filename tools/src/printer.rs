@@ -259,44 +259,58 @@ pub fn delete_json(r: &DeleteRangeResponse) -> String {
         .done()
 }
 
-/// Go's `%q` (strconv.Quote).
+/// Go's `%q` (strconv.Quote): printable characters as they are, bytes that are not UTF-8 as
+/// `\xHH`, other characters escaped.
 pub fn go_quote(b: &[u8]) -> String {
     let mut out = String::from("\"");
-    let s = String::from_utf8_lossy(b);
-    if std::str::from_utf8(b).is_err() {
-        for &c in b {
-            push_byte(&mut out, c);
+    for chunk in b.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            push_quoted_char(&mut out, ch);
         }
-    } else {
-        for ch in s.chars() {
-            match ch {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\x07' => out.push_str("\\a"),
-                '\x08' => out.push_str("\\b"),
-                '\x0c' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\x0b' => out.push_str("\\v"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    out.push_str(&format!("\\x{:02x}", c as u32))
-                }
-                c => out.push(c),
-            }
+        for &c in chunk.invalid() {
+            out.push_str(&format!("\\x{c:02x}"));
         }
     }
     out.push('"');
     out
 }
 
-fn push_byte(out: &mut String, c: u8) {
-    match c {
-        b'"' => out.push_str("\\\""),
-        b'\\' => out.push_str("\\\\"),
-        0x20..=0x7e => out.push(c as char),
-        _ => out.push_str(&format!("\\x{c:02x}")),
+fn push_quoted_char(out: &mut String, ch: char) {
+    match ch {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\x07' => out.push_str("\\a"),
+        '\x08' => out.push_str("\\b"),
+        '\x0c' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\x0b' => out.push_str("\\v"),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if go_printable(c) => out.push(c),
+        c if (c as u32) < 0x1_0000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push_str(&format!("\\U{:08x}", c as u32)),
     }
+}
+
+/// Go's `unicode.IsPrint` for characters beyond ASCII, without its tables: everything but
+/// controls, spaces other than U+0020, the common format characters and private use.
+fn go_printable(c: char) -> bool {
+    let u = c as u32;
+    !(c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || matches!(
+            u,
+            0xAD | 0x61C
+                | 0x200B..=0x200F
+                | 0x202A..=0x202E
+                | 0x2060..=0x2064
+                | 0x2066..=0x206F
+                | 0xFEFF
+                | 0xFFF9..=0xFFFB
+                | 0xE000..=0xF8FF
+                | 0xF_0000..
+        ))
 }
 
 /// Go's `time.Duration.String()`: `1.244878ms`, `5s`, `1m30s`, `2h0m0s`.
@@ -330,15 +344,52 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|c| format!("\\x{c:02x}")).collect()
 }
 
+/// The first of 256 code points (the last of Unicode) that stand for single raw bytes in
+/// output text: etcdctl prints keys and values as the bytes they are, UTF-8 or not.
+const RAW_BYTE_BASE: u32 = 0x10_FF00;
+
+fn raw_byte(b: u8) -> char {
+    char::from_u32(RAW_BYTE_BASE + u32::from(b)).unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// `b` as output text that [`output_bytes`] turns back into exactly `b`: valid UTF-8 stays
+/// as it is; other bytes (and the stand-in code points themselves) become stand-ins.
+pub fn raw(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            if u32::from(ch) >= RAW_BYTE_BASE {
+                let mut buf = [0u8; 4];
+                out.extend(ch.encode_utf8(&mut buf).bytes().map(raw_byte));
+            } else {
+                out.push(ch);
+            }
+        }
+        out.extend(chunk.invalid().iter().map(|&x| raw_byte(x)));
+    }
+    out
+}
+
+/// The bytes to write for output text: stand-ins made by [`raw`] become their bytes again.
+pub fn output_bytes(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    // Every stand-in is encoded starting with 0xF4; most output has none.
+    if !s.as_bytes().contains(&0xF4) {
+        return std::borrow::Cow::Borrowed(s.as_bytes());
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut buf = [0u8; 4];
+    for ch in s.chars() {
+        match u32::from(ch).checked_sub(RAW_BYTE_BASE) {
+            Some(b) => out.push(b as u8),
+            None => out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes()),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// One key (unless `value_only`) and its value, each on its own line.
 pub fn simple_kv(out: &mut String, kv: &KeyValue, is_hex: bool, value_only: bool) {
-    let show = |b: &[u8]| {
-        if is_hex {
-            hex(b)
-        } else {
-            String::from_utf8_lossy(b).into_owned()
-        }
-    };
+    let show = |b: &[u8]| if is_hex { hex(b) } else { raw(b) };
     if !value_only {
         out.push_str(&show(&kv.key));
         out.push('\n');
@@ -490,4 +541,38 @@ pub fn watch_json(r: &crate::etcdserverpb::WatchResponse) -> String {
         r.canceled,
         r.created
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_output_gives_back_every_byte() {
+        let cases: [&[u8]; 5] = [
+            b"plain",
+            b"\xc3\xa9\xff\x00z",
+            b"\xf4\x8f\xbc\x80\xf4\x8f\xbf\xbf",
+            b"\xf4\x8f",
+            b"",
+        ];
+        for b in cases {
+            let text = format!("<{}>", raw(b));
+            let mut want = b"<".to_vec();
+            want.extend_from_slice(b);
+            want.push(b'>');
+            assert_eq!(output_bytes(&text).as_ref(), &want[..], "{b:?}");
+        }
+    }
+
+    #[test]
+    fn go_quote_escapes_as_strconv_quote() {
+        assert_eq!(go_quote(b"a\"b\\c\n"), r#""a\"b\\c\n""#);
+        assert_eq!(go_quote(b"\xc3\xa9\xff\x01"), r#""é\xff\x01""#);
+        assert_eq!(
+            go_quote("\u{200b}\u{a0}\u{85} ".as_bytes()),
+            r#""\u200b\u00a0\u0085 ""#
+        );
+        assert_eq!(go_quote("\u{10ffff}".as_bytes()), r#""\U0010ffff""#);
+    }
 }

@@ -180,11 +180,7 @@ async fn time_to_live(f: &Parsed, format: Format) -> Result<String, Failure> {
             r.granted_ttl, r.ttl
         );
         if f.bool("keys") {
-            let ks: Vec<String> = r
-                .keys
-                .iter()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .collect();
+            let ks: Vec<String> = r.keys.iter().map(|k| crate::printer::raw(k)).collect();
             out.push_str(&format!(", attached keys([{}])", ks.join(" ")));
         }
         out.push('\n');

@@ -116,7 +116,7 @@ pub async fn interrupted() {
 /// Writes `s` to standard output at once, for commands that keep running after printing.
 pub fn print_now(s: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes());
+    let _ = out.write_all(&crate::printer::output_bytes(s));
     let _ = out.flush();
 }
 

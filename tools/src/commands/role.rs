@@ -49,11 +49,11 @@ pub fn print_role(role: &str, r: &AuthRoleGetResponse, format: Format) -> Result
     }
     let mut out = format!("Role {role}\nKV Read:\n");
     let line = |p: &Permission| -> String {
-        let key = String::from_utf8_lossy(&p.key);
+        let key = crate::printer::raw(&p.key);
         if p.range_end.is_empty() {
             return format!("\t{key}\n");
         }
-        let end = String::from_utf8_lossy(&p.range_end);
+        let end = crate::printer::raw(&p.range_end);
         let mut s = if p.range_end != [0] {
             format!("\t[{key}, {end})")
         } else {

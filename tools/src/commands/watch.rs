@@ -226,12 +226,12 @@ impl Watches {
                         created: r.created,
                         ..Default::default()
                     };
-                    write_out(out.as_bytes());
+                    write_out(&printer::output_bytes(&out));
                     out.clear();
                     write_out(&prost::Message::encode_to_vec(&kept));
                 }
                 Format::Table => {
-                    write_out(out.as_bytes());
+                    write_out(&printer::output_bytes(&out));
                     return Err(self.format.unsupported());
                 }
                 Format::Simple => {
@@ -247,7 +247,7 @@ impl Watches {
                 }
             }
         }
-        write_out(out.as_bytes());
+        write_out(&printer::output_bytes(&out));
         let exec = self.exec.get(&r.watch_id).cloned().unwrap_or_default();
         if !exec.is_empty() {
             let rev = r.header.as_ref().map(|h| h.revision).unwrap_or(0);
