@@ -98,6 +98,18 @@ const SCRIPT: &[Step] = &[
     (&["txn"], Some("\nput q v --lease=abc\n\n\n")),
     (&["txn"], Some("bogus(\"t1\") = \"1\"\n\n\n\n")),
     (&["txn"], Some("\nfrob t1\n\n\n")),
+    // Malformed lines: etcdctl's messages, with what its scanner had read.
+    (&["txn"], Some("\nput\n\n\n")),
+    (&["txn"], Some("\nput k\n\n\n")),
+    (&["txn"], Some("value(\"t1\")\n\n\n\n")),
+    (&["txn"], Some("value(t1) = \"1\"\n\n\n\n")),
+    (&["txn"], Some("value(\"t1\")=\"1\"\n\n\n\n")),
+    (&["txn"], Some("mod(\"t1\") > 3\n\n\n\n")),
+    (&["txn"], Some("version(\"t1\") = \"x\"\n\n\n\n")),
+    (&["txn"], Some("value(\"t1\") = \n\n\n\n")),
+    // Go's escapes and raw strings; spaces around lines; a line of spaces ends a section.
+    (&["txn"], Some("value(\"\\x74\\061\") = `zz`\n\nget t1\n\n\n")),
+    (&["txn"], Some(" \t\n  put t7 x  \n \n\n")),
     (&["compaction", "5"], None),
     (&["get", "k/a", "--rev=2"], None),
     (&["compaction", "3"], None),

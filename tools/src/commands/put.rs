@@ -14,6 +14,16 @@ pub const FLAGS: &[Spec] = &[
 
 /// The Put request `put` sends for these flags and arguments.
 pub fn build_request(f: &Parsed) -> Result<PutRequest, Failure> {
+    build(f, true)
+}
+
+/// A put inside `txn`: txn has read standard input already, so a missing value is an error
+/// (etcdctl finds its standard input drained there).
+pub fn build_txn_request(f: &Parsed) -> Result<PutRequest, Failure> {
+    build(f, false)
+}
+
+fn build(f: &Parsed, value_from_stdin: bool) -> Result<PutRequest, Failure> {
     let args = &f.args;
     let needs = "put command needs 1 argument and input from stdin or 2 arguments";
     let key = args
@@ -29,7 +39,12 @@ pub fn build_request(f: &Parsed) -> Result<PutRequest, Failure> {
     let value = if ignore_value {
         String::new()
     } else {
-        super::arg_or_stdin(args, 1).ok_or_else(|| Failure::bad_args(needs))?
+        let value = if value_from_stdin {
+            super::arg_or_stdin(args, 1)
+        } else {
+            args.get(1).cloned()
+        };
+        value.ok_or_else(|| Failure::bad_args(needs))?
     };
     let lease = super::parse_lease(&f.get("lease"))?;
     Ok(PutRequest {

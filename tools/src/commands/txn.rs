@@ -31,7 +31,8 @@ fn section(input: &mut impl BufRead) -> Result<Vec<String>, Failure> {
         if n == 0 || !line.ends_with('\n') {
             return Err(invalid("EOF"));
         }
-        let line = line.trim_end_matches('\n').to_string();
+        // etcdctl trims the spaces around each line (a line of spaces ends the section).
+        let line = line.trim().to_string();
         if line.is_empty() {
             return Ok(lines);
         }
@@ -39,65 +40,142 @@ fn section(input: &mut impl BufRead) -> Result<Vec<String>, Failure> {
     }
 }
 
-/// A Go `%q` string at the start of `s`: (value, rest).
-pub(crate) fn go_unquote(s: &str) -> Option<(String, &str)> {
-    let s = s.trim_start();
+/// A Go `%q` string at the start of `s` (after spaces), as `fmt.Sscanf` reads one: a
+/// "double-quoted" string with Go's escapes, or a `raw` one. None if there is none there or
+/// it does not unquote.
+pub(crate) fn go_unquote_bytes(s: &str) -> Option<(Vec<u8>, &str)> {
+    let s = s.trim_start_matches([' ', '\t', '\r']);
+    if let Some(body) = s.strip_prefix('`') {
+        let end = body.find('`')?;
+        return Some((body.as_bytes()[..end].to_vec(), &body[end + 1..]));
+    }
     let body = s.strip_prefix('"')?;
-    let mut out = String::new();
+    let mut out = Vec::new();
     let mut chars = body.char_indices();
+    let hex = |chars: &mut std::str::CharIndices, n: usize| -> Option<u32> {
+        (0..n).try_fold(0u32, |v, _| Some(v * 16 + chars.next()?.1.to_digit(16)?))
+    };
+    let mut buf = [0u8; 4];
     while let Some((i, c)) = chars.next() {
         match c {
             '"' => return Some((out, &body[i + 1..])),
+            '\n' => return None,
             '\\' => match chars.next()?.1 {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                '\\' => out.push('\\'),
-                '"' => out.push('"'),
-                other => {
-                    out.push('\\');
-                    out.push(other);
+                'a' => out.push(7),
+                'b' => out.push(8),
+                'f' => out.push(12),
+                'n' => out.push(b'\n'),
+                'r' => out.push(b'\r'),
+                't' => out.push(b'\t'),
+                'v' => out.push(11),
+                '\\' => out.push(b'\\'),
+                '"' => out.push(b'"'),
+                'x' => out.push(u8::try_from(hex(&mut chars, 2)?).ok()?),
+                d @ '0'..='7' => {
+                    let mut v = d.to_digit(8)?;
+                    for _ in 0..2 {
+                        v = v * 8 + chars.next()?.1.to_digit(8)?;
+                    }
+                    out.push(u8::try_from(v).ok()?);
                 }
+                'u' => out.extend_from_slice(
+                    char::from_u32(hex(&mut chars, 4)?)?
+                        .encode_utf8(&mut buf)
+                        .as_bytes(),
+                ),
+                'U' => out.extend_from_slice(
+                    char::from_u32(hex(&mut chars, 8)?)?
+                        .encode_utf8(&mut buf)
+                        .as_bytes(),
+                ),
+                _ => return None,
             },
-            c => out.push(c),
+            c => out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes()),
         }
     }
     None
 }
 
-fn parse_compare(line: &str) -> Result<Compare, Failure> {
-    let bad = || invalid(format!("malformed comparison: {line}"));
-    let (target, rest) = line.split_once('(').ok_or_else(bad)?;
-    let (key, rest) = go_unquote(rest).ok_or_else(bad)?;
-    let rest = rest.strip_prefix(')').ok_or_else(bad)?;
-    let rest = rest.trim_start();
-    let (op, rest) = rest.split_once(' ').ok_or_else(bad)?;
-    let (val, _) = go_unquote(rest).ok_or_else(bad)?;
-    let result = match op {
-        "=" => compare::CompareResult::Equal,
-        "!=" => compare::CompareResult::NotEqual,
-        "<" => compare::CompareResult::Less,
-        ">" => compare::CompareResult::Greater,
-        _ => return Err(bad()),
+/// [`go_unquote_bytes`] as text (etcdctl's words are strings).
+pub(crate) fn go_unquote(s: &str) -> Option<(String, &str)> {
+    go_unquote_bytes(s).map(|(b, rest)| (String::from_utf8_lossy(&b).into_owned(), rest))
+}
+
+/// What `fmt.Sscanf(rest, "%q) %s %q", &key, &op, &val)` reads: the values it got (empty where
+/// it stopped) and how many.
+fn scan_compare(rest: &str) -> (Vec<u8>, String, Vec<u8>, usize) {
+    let (mut key, mut op, mut val) = (Vec::new(), String::new(), Vec::new());
+    let Some((k, rest)) = go_unquote_bytes(rest) else {
+        return (key, op, val, 0);
     };
-    let int = |v: &str| v.parse::<i64>().map_err(|_| bad());
+    key = k;
+    let Some(rest) = rest.strip_prefix(')') else {
+        return (key, op, val, 1);
+    };
+    // A space in the format wants at least one in the input.
+    let spaced = rest.trim_start_matches([' ', '\t', '\r']);
+    if spaced.len() == rest.len() {
+        return (key, op, val, 1);
+    }
+    let rest = spaced;
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    if end == 0 {
+        return (key, op, val, 1);
+    }
+    op = rest[..end].to_string();
+    let Some((v, _)) = go_unquote_bytes(&rest[end..]) else {
+        return (key, op, val, 2);
+    };
+    val = v;
+    (key, op, val, 3)
+}
+
+fn parse_compare(line: &str) -> Result<Compare, Failure> {
+    let Some((target, rest)) = line.split_once('(') else {
+        return Err(invalid(format!("malformed comparison: {line}")));
+    };
+    let (key, op, val, n) = scan_compare(rest);
+    if n != 3 {
+        return Err(invalid(format!(
+            "malformed comparison: {line}; got {target}({}) {op} {}",
+            printer::go_quote(&key),
+            printer::go_quote(&val)
+        )));
+    }
+    let int = || {
+        std::str::from_utf8(&val)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| invalid(format!("invalid txn compare request: {line}")))
+    };
     use compare::{CompareTarget as T, TargetUnion as U};
     let (t, u) = match target {
-        "ver" | "version" => (T::Version, U::Version(int(&val)?)),
-        "c" | "create" => (T::Create, U::CreateRevision(int(&val)?)),
-        "m" | "mod" => (T::Mod, U::ModRevision(int(&val)?)),
-        "val" | "value" => (T::Value, U::Value(val.into_bytes())),
-        "lease" => (T::Lease, U::Lease(super::parse_lease(&val)?)),
+        "ver" | "version" => (T::Version, U::Version(int()?)),
+        "c" | "create" => (T::Create, U::CreateRevision(int()?)),
+        "m" | "mod" => (T::Mod, U::ModRevision(int()?)),
+        "val" | "value" => (T::Value, U::Value(val)),
+        "lease" => (
+            T::Lease,
+            U::Lease(super::parse_lease(&String::from_utf8_lossy(&val))?),
+        ),
         _ => {
             return Err(invalid(format!(
                 "malformed comparison: {line} (unknown target {target})"
             )))
         }
     };
+    // etcdctl panics on any other operator ("Unknown result op").
+    let result = match op.as_str() {
+        "=" => compare::CompareResult::Equal,
+        "!=" => compare::CompareResult::NotEqual,
+        "<" => compare::CompareResult::Less,
+        ">" => compare::CompareResult::Greater,
+        _ => return Err(invalid(format!("malformed comparison: {line}"))),
+    };
     Ok(Compare {
         result: result as i32,
         target: t as i32,
-        key: key.into_bytes(),
+        key,
         target_union: Some(u),
         range_end: Vec::new(),
     })
@@ -105,9 +183,11 @@ fn parse_compare(line: &str) -> Result<Compare, Failure> {
 
 fn parse_op(line: &str, env: &[(String, String)]) -> Result<RequestOp, Failure> {
     let words = super::argify(line);
-    let (cmd, args) = words
-        .split_first()
-        .ok_or_else(|| invalid(format!("invalid txn request: {line}")))?;
+    // etcdctl's own wording for a request line of one word.
+    let (cmd, args) = match words.split_first() {
+        Some((cmd, args)) if !args.is_empty() => (cmd, args),
+        _ => return Err(invalid(format!("invalid txn compare request: {line}"))),
+    };
     let with = |own: &[Spec]| -> Result<Parsed, Failure> {
         let specs: Vec<Spec> = flags::GLOBAL.iter().chain(own.iter()).copied().collect();
         flags::parse(args, &specs, env).map_err(Failure::bad_args)
@@ -116,9 +196,9 @@ fn parse_op(line: &str, env: &[(String, String)]) -> Result<RequestOp, Failure> 
         "get" => {
             request_op::Request::RequestRange(super::get::build_request(&with(super::get::FLAGS)?)?)
         }
-        "put" => {
-            request_op::Request::RequestPut(super::put::build_request(&with(super::put::FLAGS)?)?)
-        }
+        "put" => request_op::Request::RequestPut(super::put::build_txn_request(&with(
+            super::put::FLAGS,
+        )?)?),
         "del" => request_op::Request::RequestDeleteRange(super::del::build_request(&with(
             super::del::FLAGS,
         )?)?),
