@@ -8,6 +8,7 @@ pub mod api;
 pub mod apply;
 pub mod auth;
 pub mod backend;
+pub mod bolt;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;

@@ -1,6 +1,6 @@
 //! Offline restore (`etcdutl snapshot restore`): builds a fresh data dir for one member of a
 //! new cluster from a snapshot file, or from a raw copy of a member's database
-//! (`--skip-hash-check`). The keys, their history since the last compaction, leases and the
+//! (`--skip-hash-check`) — retcd's, or etcd's (bbolt, read by `bolt`). The keys, their history since the last compaction, leases and the
 //! revision counter come from the source; membership does not: the member and cluster IDs are
 //! derived anew from `--initial-cluster` and its token, so a restored member can never talk
 //! to the cluster the snapshot was taken from.
@@ -82,9 +82,9 @@ pub fn restore(source: &Path, o: &RestoreOptions) -> Result<Restored, String> {
                 source.display()
             ));
         }
-        if raw_db_dir(source).is_none() {
+        if raw_db_dir(source).is_none() && crate::bolt::db_in_dir(source).is_none() {
             return Err(format!(
-                "{}: no retcd database found (expected a snapshot file, or a copy of a member's data dir or its member/db directory)",
+                "{}: no database found (expected a snapshot file, or a copy of a member's data dir or its member/db directory)",
                 source.display()
             ));
         }
@@ -94,7 +94,11 @@ pub fn restore(source: &Path, o: &RestoreOptions) -> Result<Restored, String> {
     let result = (|| {
         let backend = Backend::open(&tmp, o.wal_dir.as_deref(), true).map_err(|e| e.to_string())?;
         let (mut revision, records) = if source.is_dir() {
-            copy_raw(source, &backend)?
+            match (raw_db_dir(source), crate::bolt::db_in_dir(source)) {
+                // A copy of an etcd member's data dir: its database, as etcd's restore reads it.
+                (None, Some(db)) => copy_snapshot(&db, true, &backend)?,
+                _ => copy_raw(source, &backend)?,
+            }
         } else {
             copy_snapshot(source, o.skip_hash_check, &backend)?
         };

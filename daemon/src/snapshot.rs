@@ -27,10 +27,8 @@ pub const MAGIC: &[u8; 16] = b"retcd snapshot\n\0";
 /// bbolt's magic number, in the meta page at the start of an etcd database or snapshot.
 const BOLT_MAGIC: u32 = 0xED0C_DAED;
 
-/// What reading an etcd (bbolt) snapshot or database answers.
-const BOLT_FILE: &str = "an etcd (bbolt) snapshot, which retcd's tools cannot read: \
-    restore it with etcd's own etcdutl, or copy the keys from a running etcd cluster with \
-    'etcdctl make-mirror' (docs/migrating-from-etcd.md)";
+/// What parsing a retcd header answers for the start of an etcd (bbolt) file.
+const BOLT_FILE: &str = "an etcd (bbolt) snapshot, not a retcd one";
 
 /// The format version this build writes; it reads every version up to this one.
 pub const VERSION: u32 = 1;
@@ -183,7 +181,8 @@ pub enum Record {
     Meta(String, Vec<u8>),
 }
 
-/// What reading a whole snapshot file found.
+/// What reading a whole snapshot file found. For an etcd (bbolt) file: the values etcd's
+/// `snapshot status` shows (every bucket's keys, its hash, bbolt's size); header version 0.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub header: Header,
@@ -197,7 +196,8 @@ pub struct Summary {
 
 /// Reads `path`, checking its sha256 trailer (unless `skip_hash_check`), its header and every
 /// record, and hands each record to `each`. Nothing is handed out from a file whose hash does
-/// not match: the hash is checked in a first pass.
+/// not match: the hash is checked in a first pass. An etcd snapshot or database (bbolt) is
+/// read through [`crate::bolt`], its data handed out as the same records.
 pub fn read(
     path: &Path,
     skip_hash_check: bool,
@@ -235,6 +235,23 @@ pub fn read(
         }
     } else if !skip_hash_check {
         return Err("snapshot missing hash but --skip-hash-check=false".into());
+    }
+    if crate::bolt::is_bolt(path) {
+        // etcd's snapshot (or an etcd member's database): read as etcd's tools read it.
+        let b = crate::bolt::read(path, each)?;
+        return Ok(Summary {
+            header: Header {
+                version: 0,
+                revision: b.revision,
+                compact_revision: b.compact_revision,
+                cluster_id: 0,
+                member_id: 0,
+            },
+            records: b.total_keys,
+            kv_crc: b.hash,
+            size: b.total_size,
+            sha256: sha,
+        });
     }
     let mut f = BufReader::with_capacity(1 << 20, open()?);
     let mut hb = [0u8; HEADER_LEN];

@@ -24,7 +24,7 @@ step "install over what Debian's etcd-server left behind"
 inside install -d -m 0700 /var/lib/etcd/default/member/snap /var/lib/etcd/default/member/wal
 echo "etcd-server's data" >"$work/boot1/var/lib/etcd/default/member/snap/db"
 note=$(inside dpkg -i /root/retcd.deb 2>&1 >/dev/null)
-echo "$note" | grep -q "^retcd: /var/lib/etcd/default holds the data of Debian's etcd-server, which retcd cannot read;$"
+echo "$note" | grep -q "^retcd: /var/lib/etcd/default holds the data of Debian's etcd-server, which retcd does not run on;$"
 [ "$(cat "$work/boot1/var/lib/etcd/default/member/snap/db")" = "etcd-server's data" ]
 inside test -f /usr/share/doc/retcd/migrating-from-etcd.md
 inside test -d /var/lib/etcd

@@ -724,8 +724,10 @@ fn s3_large_snapshot_bounded_memory_and_server_gone_mid_upload() {
     assert_eq!(left, "0\n0\n");
 }
 
+/// An archive saved from real etcd holds etcd's own snapshot: fetched, etcd's tools read it;
+/// verified and restored, it becomes a retcd member with etcd's keys and revisions.
 #[test]
-fn archives_of_real_etcd_come_back_as_files_etcds_own_tools_read() {
+fn archives_of_real_etcd_are_read_by_etcds_tools_and_restore_into_retcd() {
     let tmp = tempfile::tempdir().unwrap();
     let m = Member::start(Flavor::RealEtcd);
     put_keys(&m.endpoint(), "r", 4);
@@ -757,5 +759,29 @@ fn archives_of_real_etcd_come_back_as_files_etcds_own_tools_read() {
         Some(5),
         "{}",
         err_lines(&st)
+    );
+    let v = ok(&backup(&["verify", "--latest", "--store", &store]));
+    assert!(v.contains(": OK (revision 5, "), "{v}");
+    let mut ours = Member::new(Flavor::Retcd);
+    ok(&backup(&[
+        "restore",
+        "--latest",
+        "--data-dir",
+        &ours.data_dir.display().to_string(),
+        "--name",
+        &ours.name.clone(),
+        "--initial-cluster",
+        &format!("{}={}", ours.name, ours.peer_url()),
+        "--initial-advertise-peer-urls",
+        &ours.peer_url(),
+        "--store",
+        &store,
+    ]));
+    ours.launch();
+    let get = ["get", "r", "--prefix", "-w", "json"];
+    let strip = |s: String| s[s.find("\"kvs\"").unwrap_or(0)..].to_string();
+    assert_eq!(
+        strip(out(&ours.etcdctl(&get))),
+        strip(out(&m.etcdctl(&get)))
     );
 }

@@ -38,10 +38,18 @@ fn refuse_etcd_files(cfg: &Config) -> Result<(), String> {
         tracing::warn!(files = %list, "the data dir also holds an etcd member's files; they are ignored");
         return Ok(());
     }
+    let restore = match crate::bolt::db_in_dir(&cfg.data_dir) {
+        Some(db) => format!(
+            "restore its database into a new data dir with 'etcdutl snapshot restore {} \
+             --skip-hash-check' and this member's cluster flags, or ",
+            db.display()
+        ),
+        None => String::new(),
+    };
     Err(format!(
-        "data dir {} holds an etcd member's data ({list}), which this etcd cannot read; \
-         nothing was changed. Start this member with an empty --data-dir and copy the keys \
-         from the old cluster with 'etcdctl make-mirror' (docs/migrating-from-etcd.md)",
+        "data dir {} holds an etcd member's data ({list}), which this etcd does not run on; \
+         nothing was changed. Start this member with an empty --data-dir: {restore}copy the \
+         keys from the old cluster with 'etcdctl make-mirror' (docs/migrating-from-etcd.md)",
         cfg.data_dir.display()
     ))
 }
