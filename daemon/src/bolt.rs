@@ -32,7 +32,8 @@ use crate::api::mvccpb::KeyValue;
 use crate::mvcc::Revision;
 use crate::snapshot::{Crc32c, Record};
 
-const MAGIC: u32 = 0xED0C_DAED;
+/// bbolt's magic number, in each meta page.
+pub(crate) const MAGIC: u32 = 0xED0C_DAED;
 const VERSION: u32 = 2;
 const PAGE_HEADER: usize = 16;
 const ELEMENT: usize = 16;

@@ -24,9 +24,6 @@ use crate::backend::{Backend, CF_KV, CF_META};
 
 pub const MAGIC: &[u8; 16] = b"retcd snapshot\n\0";
 
-/// bbolt's magic number, in the meta page at the start of an etcd database or snapshot.
-const BOLT_MAGIC: u32 = 0xED0C_DAED;
-
 /// What parsing a retcd header answers for the start of an etcd (bbolt) file.
 const BOLT_FILE: &str = "an etcd (bbolt) snapshot, not a retcd one";
 
@@ -76,7 +73,7 @@ impl Header {
     fn decode(b: &[u8; HEADER_LEN]) -> Result<Header, String> {
         if &b[..16] != MAGIC {
             // A bbolt file starts with its meta page: a 16-byte page header, then the magic.
-            if b[16..20] == BOLT_MAGIC.to_le_bytes() {
+            if b[16..20] == crate::bolt::MAGIC.to_le_bytes() {
                 return Err(BOLT_FILE.into());
             }
             return Err("not a retcd snapshot (bad magic)".into());
