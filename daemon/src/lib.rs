@@ -166,7 +166,11 @@ pub async fn run(cfg: Config) -> Result<(), String> {
 
     let client_router = api::grpc_routes(server.clone())
         .into_axum_router()
-        .merge(http::http_routes(server.clone()));
+        .merge(http::http_routes(server.clone()))
+        .merge(http::gateway::routes(
+            api::grpc_routes(server.clone()).into_axum_router(),
+        ))
+        .fallback(http::gateway::not_found);
     for (url, l) in client_listeners {
         tracing::info!(address = %url, "serving client traffic (gRPC and HTTP)");
         tasks.push(tokio::spawn(http::serve(

@@ -1,5 +1,6 @@
 //! The client port: gRPC (HTTP/2) and plain HTTP/1.1 on the same listener, as etcd serves
-//! them. HTTP paths: `/health`, `/version`, `/metrics`.
+//! them. HTTP paths: `/health`, `/version`, `/metrics`, and the JSON gateway (`gateway`:
+//! `/v3/...`, `/v3beta/...`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub mod gateway;
 mod h2fix;
 
 use crate::config::{Config, Url};
