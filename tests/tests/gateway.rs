@@ -193,4 +193,16 @@ fn the_json_gateway_answers_as_etcds() {
         want[1]
     );
     assert_eq!(watch(ours.client_port), watch(etcd.client_port));
+    // The watch ended with its client's connection.
+    let watchers = || {
+        let (_, m) = http_get(ours.client_port, "/metrics").unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+            .map(str::to_string)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while watchers().as_deref() != Some("0") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(watchers().as_deref(), Some("0"));
 }

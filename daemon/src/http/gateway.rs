@@ -467,8 +467,14 @@ fn response_stream(desc: MessageDescriptor, body: Body) -> Response {
     tokio::spawn(async move {
         let mut body = body;
         let mut buf = BytesMut::new();
-        while let Some(f) = body.frame().await {
-            let Ok(f) = f else { break };
+        loop {
+            // A client that went away ends the call (a watch with nothing to send would
+            // otherwise wait for its next event before noticing).
+            let f = tokio::select! {
+                f = body.frame() => f,
+                _ = tx.closed() => break,
+            };
+            let Some(Ok(f)) = f else { break };
             match f.into_data() {
                 Ok(d) => {
                     buf.extend_from_slice(&d);
