@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(protobuf-compiler libprotobuf-dev libclang-dev)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(etcd-server etcd-client python3-etcd3 python3-etcd3gw rpm lintian debootstrap systemd-container openssl)
+  pkgs+=(etcd-server etcd-client python3-etcd3 python3-etcd3gw patroni rpm lintian debootstrap systemd-container openssl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
