@@ -164,13 +164,15 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         }
     }
 
-    let client_router = api::grpc_routes(server.clone())
+    let mut client_router = api::grpc_routes(server.clone())
         .into_axum_router()
-        .merge(http::http_routes(server.clone()))
-        .merge(http::gateway::routes(
+        .merge(http::http_routes(server.clone()));
+    if cfg.enable_grpc_gateway {
+        client_router = client_router.merge(http::gateway::routes(
             api::grpc_routes(server.clone()).into_axum_router(),
-        ))
-        .fallback(http::gateway::not_found);
+        ));
+    }
+    let client_router = client_router.fallback(http::gateway::not_found);
     for (url, l) in client_listeners {
         tracing::info!(address = %url, "serving client traffic (gRPC and HTTP)");
         tasks.push(tokio::spawn(http::serve(

@@ -206,3 +206,14 @@ fn the_json_gateway_answers_as_etcds() {
     }
     assert_eq!(watchers().as_deref(), Some("0"));
 }
+
+/// `--enable-grpc-gateway=false` turns the gateway off, as etcd's does: its paths are not found.
+#[test]
+fn the_gateway_can_be_turned_off() {
+    for flavor in [Flavor::RealEtcd, Flavor::Retcd] {
+        let m = Member::start_with(flavor, &["--enable-grpc-gateway=false"], &[]);
+        let got = http_post(m.client_port, "/v3/kv/range", &[], r#"{"key":"YQ=="}"#).unwrap();
+        assert_eq!(got, (404, "404 page not found\n".to_string()), "{flavor:?}");
+        assert_eq!(out(&m.etcdctl(&["put", "a", "1"])), "OK\n", "{flavor:?}");
+    }
+}

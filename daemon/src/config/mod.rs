@@ -69,6 +69,8 @@ pub struct Config {
     pub initial_cluster_state_new: bool,
     pub initial_cluster_token: String,
     pub strict_reconfig_check: bool,
+    /// Serve the JSON gateway (`/v3/...`) on the client URLs.
+    pub enable_grpc_gateway: bool,
     pub quota_backend_bytes: u64,
     pub bcrypt_cost: u32,
     pub auth_token_ttl: u64,
@@ -368,6 +370,7 @@ fn build(
         initial_cluster_state_new,
         initial_cluster_token: get("initial-cluster-token"),
         strict_reconfig_check: get_bool("strict-reconfig-check"),
+        enable_grpc_gateway: get_bool("enable-grpc-gateway"),
         quota_backend_bytes: get_u64("quota-backend-bytes")?,
         bcrypt_cost: {
             let c = get_u64("bcrypt-cost")?;

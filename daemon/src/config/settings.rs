@@ -83,7 +83,7 @@ pub const SETTINGS: &[Setting] = &[
     s("socket-reuse-port", "false", Bool, NotYet, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use."),
     s("socket-reuse-address", "false", Bool, NotYet, "Enable to set socket option SO_REUSEADDR on listeners allowing binding to an address in TIME_WAIT state."),
     s("unsafe-no-fsync", "false", Bool, Yes, "Disables fsync, unsafe, will cause data loss."),
-    s("enable-grpc-gateway", "true", Bool, NoEffect("retcd has no JSON gateway yet"), "Enable GRPC gateway."),
+    s("enable-grpc-gateway", "true", Bool, Yes, "Enable GRPC gateway."),
     // Clustering
     s("initial-advertise-peer-urls", "http://localhost:2380", Urls, Yes, "List of this member's peer URLs to advertise to the rest of the cluster."),
     s("initial-cluster", "default=http://localhost:2380", Str, Yes, "Initial cluster configuration for bootstrapping."),
