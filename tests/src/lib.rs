@@ -487,6 +487,24 @@ pub fn err_lines(o: &Output) -> String {
         .collect()
 }
 
+/// Runs a python script (Debian's `/usr/bin/python3`, bounded to 60 s) against a fresh
+/// single member of `flavor`, its client port as the script's argument: its standard output,
+/// after it succeeded.
+pub fn python_against(flavor: Flavor, script: &str) -> String {
+    let m = Member::start(flavor);
+    let (o, _) = run_measured(
+        Command::new("/usr/bin/python3").args(["-c", script, &m.client_port.to_string()]),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{flavor:?}: {stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
+
 /// A minimal HTTP/1.1 GET on 127.0.0.1: (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     http_request(port, "GET", path, &[], "")

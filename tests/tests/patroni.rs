@@ -2,8 +2,6 @@
 //! key, register a member, take, update and give up leadership (leases, txns), config, and the
 //! watcher thread. The same steps print the same against real etcd 3.4.23 and retcd.
 
-use std::process::Command;
-
 use retcd_tests::*;
 
 const SCRIPT: &str = r#"
@@ -30,27 +28,12 @@ c = dcs.get_cluster(force=True)
 print("final", c.initialize)
 "#;
 
-fn script_output(flavor: Flavor) -> String {
-    let m = Member::start(flavor);
-    let (o, _) = run_measured(
-        Command::new("/usr/bin/python3").args(["-c", SCRIPT, &m.client_port.to_string()]),
-        std::time::Duration::from_secs(60),
-    );
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{flavor:?}: {stdout}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn patroni_runs_its_etcd3_dcs_on_retcd_as_on_etcd() {
-    let want = script_output(Flavor::RealEtcd);
+    let want = python_against(Flavor::RealEtcd, SCRIPT);
     assert!(
         want.contains("cluster 12345 n1 ['n1'] {'ttl': 30}\n"),
         "{want}"
     );
-    assert_eq!(script_output(Flavor::Retcd), want);
+    assert_eq!(python_against(Flavor::Retcd, SCRIPT), want);
 }

@@ -2,8 +2,6 @@
 //! script prints the same against real etcd 3.4.23 and against retcd — KV, create and replace
 //! (txn), prefixes, leases with their keys, a watch, a lock, members, status, an error.
 
-use std::process::Command;
-
 use retcd_tests::*;
 
 const SCRIPT: &str = r#"
@@ -43,24 +41,9 @@ except Exception as e:
     print("error", type(e).__name__, e)
 "#;
 
-fn script_output(flavor: Flavor) -> String {
-    let m = Member::start(flavor);
-    let o = Command::new("/usr/bin/python3")
-        .args(["-c", SCRIPT, &m.client_port.to_string()])
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{flavor:?}: {stdout}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn python_etcd3gw_prints_the_same_against_etcd_and_retcd() {
-    let want = script_output(Flavor::RealEtcd);
+    let want = python_against(Flavor::RealEtcd, SCRIPT);
     assert!(
         want.contains("watch [('PUT', b'/gw/w', b'x'), ('DELETE', b'/gw/w', None)]\n"),
         "{want}"
@@ -69,5 +52,5 @@ fn python_etcd3gw_prints_the_same_against_etcd_and_retcd() {
         want.ends_with("error Etcd3Exception Bad Request\n"),
         "{want}"
     );
-    assert_eq!(script_output(Flavor::Retcd), want);
+    assert_eq!(python_against(Flavor::Retcd, SCRIPT), want);
 }
