@@ -217,3 +217,21 @@ fn the_gateway_can_be_turned_off() {
         assert_eq!(out(&m.etcdctl(&["put", "a", "1"])), "OK\n", "{flavor:?}");
     }
 }
+
+/// Requests over etcd's limits answer as etcd's gateway answers them: a put over
+/// `--max-request-bytes` as etcd refuses it, a message over gRPC's limit in grpc-go's words.
+#[test]
+fn oversized_requests_answer_as_etcds() {
+    // n bytes of 'x' (n a multiple of 3), base64-encoded.
+    let body = |n: usize| format!(r#"{{"key":"YQ==","value":"{}"}}"#, "eHh4".repeat(n / 3));
+    let (over_etcd, over_grpc) = (body(1_599_999), body(3_000_000));
+    let answers = |flavor: Flavor| {
+        let m = Member::start(flavor);
+        [&over_etcd, &over_grpc]
+            .map(|b| http_post(m.client_port, "/v3/kv/put", &[], b).unwrap())
+            .to_vec()
+    };
+    let want = answers(Flavor::RealEtcd);
+    assert_eq!(want[0].0, 400, "{want:?}");
+    assert_eq!(answers(Flavor::Retcd), want);
+}

@@ -161,13 +161,36 @@ fn calls() -> &'static Vec<(String, Call)> {
     })
 }
 
-/// The gateway's routes, calling the client gRPC services in `grpc`.
-pub fn routes(grpc: Router) -> Router {
-    let grpc = Arc::new(grpc);
+/// What a gateway route needs: the gRPC services and the largest body it reads whole.
+struct Gateway {
+    grpc: Router,
+    /// The largest message the gRPC services take.
+    max_message: usize,
+    /// JSON carries bytes as base64 (4/3): room for the largest message.
+    max_body: usize,
+}
+
+/// The gateway's routes, calling the client gRPC services in `grpc`, which take messages of
+/// up to `max_message` bytes; a request over that is refused as gRPC refuses it, and a body
+/// that cannot hold such a message is not read further.
+pub fn routes(grpc: Router, max_message: usize) -> Router {
+    let max_body = 2 * max_message;
     Router::new()
         .route("/v3/{*call}", any(handle))
         .route("/v3beta/{*call}", any(handle))
-        .with_state(grpc)
+        .with_state(Arc::new(Gateway {
+            grpc,
+            max_message,
+            max_body,
+        }))
+}
+
+/// gRPC's answer to a message over the limit, in grpc-go's words (what etcd's gateway shows).
+fn too_large(len: usize, max: usize) -> Response {
+    error(
+        8,
+        &format!("grpc: received message larger than max ({len} vs. {max})"),
+    )
 }
 
 /// What the client port answers for a path nothing serves: gRPC's "unimplemented" to a gRPC
@@ -324,7 +347,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn handle(State(grpc): State<Arc<Router>>, req: Request) -> Response {
+async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let path = req.uri().path();
     let rest = path
         .strip_prefix("/v3/")
@@ -344,9 +367,12 @@ async fn handle(State(grpc): State<Arc<Router>>, req: Request) -> Response {
             Err(e) => (Body::empty(), Some(e)),
         }
     } else {
-        match axum::body::to_bytes(body, 64 << 20).await {
-            Err(e) => (Body::empty(), Some(e.to_string())),
+        match axum::body::to_bytes(body, gw.max_body).await {
+            Err(_) => return too_large(gw.max_body, gw.max_message),
             Ok(b) => match parse_one(&call.input, &b) {
+                Ok(m) if m.encoded_len() > gw.max_message => {
+                    return too_large(m.encoded_len(), gw.max_message)
+                }
                 Ok(m) => (Body::from(frame(&m)), None),
                 Err(e) => (Body::empty(), Some(e)),
             },
@@ -366,7 +392,7 @@ async fn handle(State(grpc): State<Arc<Router>>, req: Request) -> Response {
     let Ok(grpc_req) = grpc_req.body(frames) else {
         return error(13, "could not build the gRPC request");
     };
-    let resp = match (*grpc).clone().oneshot(grpc_req).await {
+    let resp = match gw.grpc.clone().oneshot(grpc_req).await {
         Ok(r) => r,
         Err(e) => match e {},
     };
