@@ -170,7 +170,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     if cfg.enable_grpc_gateway {
         client_router = client_router.merge(http::gateway::routes(
             api::grpc_routes(server.clone()).into_axum_router(),
-            server.max_request_bytes() + 512 * 1024,
+            api::max_grpc_message(&server),
         ));
     }
     let client_router = client_router.fallback(http::gateway::not_found);

@@ -35,4 +35,4 @@ mod concurrency;
 mod services;
 mod watch;
 
-pub use services::grpc_routes;
+pub use services::{grpc_routes, max_grpc_message};

@@ -301,10 +301,15 @@ auth_rpcs! {
     role_revoke_permission: AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, |s, ai, r| s.role_revoke_permission(&ai, r);
 }
 
-/// Every client gRPC service, with etcd's request size limit
-/// (`--max-request-bytes` plus etcd's 512 KiB gRPC overhead allowance).
+/// The largest message the client gRPC services take, as etcd sizes it:
+/// `--max-request-bytes` plus etcd's 512 KiB gRPC overhead allowance.
+pub fn max_grpc_message(server: &EtcdServer) -> usize {
+    server.max_request_bytes() + 512 * 1024
+}
+
+/// Every client gRPC service, with etcd's request size limit ([`max_grpc_message`]).
 pub fn grpc_routes(server: Arc<EtcdServer>) -> tonic::service::Routes {
-    let max = server.max_request_bytes() + 512 * 1024;
+    let max = max_grpc_message(&server);
     let svc = Svc(server);
     tonic::service::Routes::new(KvServer::new(svc.clone()).max_decoding_message_size(max))
         .add_service(WatchServer::new(svc.clone()).max_decoding_message_size(max))

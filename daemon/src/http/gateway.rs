@@ -161,28 +161,28 @@ fn calls() -> &'static Vec<(String, Call)> {
     })
 }
 
-/// What a gateway route needs: the gRPC services and the largest body it reads whole.
+/// What a gateway route needs: the gRPC services and the largest message they take.
 struct Gateway {
     grpc: Router,
-    /// The largest message the gRPC services take.
     max_message: usize,
-    /// JSON carries bytes as base64 (4/3): room for the largest message.
-    max_body: usize,
+}
+
+impl Gateway {
+    /// The largest body read whole: JSON carries bytes as base64 (4/3), so twice the
+    /// largest message leaves room for it.
+    fn max_body(&self) -> usize {
+        2 * self.max_message
+    }
 }
 
 /// The gateway's routes, calling the client gRPC services in `grpc`, which take messages of
 /// up to `max_message` bytes; a request over that is refused as gRPC refuses it, and a body
 /// that cannot hold such a message is not read further.
 pub fn routes(grpc: Router, max_message: usize) -> Router {
-    let max_body = 2 * max_message;
     Router::new()
         .route("/v3/{*call}", any(handle))
         .route("/v3beta/{*call}", any(handle))
-        .with_state(Arc::new(Gateway {
-            grpc,
-            max_message,
-            max_body,
-        }))
+        .with_state(Arc::new(Gateway { grpc, max_message }))
 }
 
 /// gRPC's answer to a message over the limit, in grpc-go's words (what etcd's gateway shows).
@@ -367,13 +367,16 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             Err(e) => (Body::empty(), Some(e)),
         }
     } else {
-        match axum::body::to_bytes(body, gw.max_body).await {
-            Err(_) => return too_large(gw.max_body, gw.max_message),
+        match axum::body::to_bytes(body, gw.max_body()).await {
+            Err(_) => return too_large(gw.max_body(), gw.max_message),
             Ok(b) => match parse_one(&call.input, &b) {
-                Ok(m) if m.encoded_len() > gw.max_message => {
-                    return too_large(m.encoded_len(), gw.max_message)
+                Ok(m) => {
+                    let len = m.encoded_len();
+                    if len > gw.max_message {
+                        return too_large(len, gw.max_message);
+                    }
+                    (Body::from(frame(&m)), None)
                 }
-                Ok(m) => (Body::from(frame(&m)), None),
                 Err(e) => (Body::empty(), Some(e)),
             },
         }
