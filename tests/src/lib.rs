@@ -541,10 +541,13 @@ fn http_request(
     } else {
         format!("Content-Length: {}\r\n", body.len())
     };
-    write!(
-        s,
+    // One write, as clients send a small request: in pieces, a server that answers from the
+    // headers alone (etcd's 404s) may close before the body arrives, and the body then draws
+    // a reset that discards the answer before it is read.
+    let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}{length}\r\n{body}"
-    )?;
+    );
+    s.write_all(req.as_bytes())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();

@@ -114,7 +114,8 @@ fn run(port: u16) -> Vec<String> {
         } else {
             vec![]
         };
-        let (code, resp) = http_post(port, path, &headers, body).unwrap();
+        let (code, resp) = http_post(port, path, &headers, body)
+            .unwrap_or_else(|e| panic!("port {port}: POST {path} {body}: {e}"));
         if let Some(i) = resp.find("\"token\":\"") {
             let rest = &resp[i + 9..];
             token = rest[..rest.find('"').unwrap_or(0)].to_string();
@@ -212,7 +213,8 @@ fn the_json_gateway_answers_as_etcds() {
 fn the_gateway_can_be_turned_off() {
     for flavor in [Flavor::RealEtcd, Flavor::Retcd] {
         let m = Member::start_with(flavor, &["--enable-grpc-gateway=false"], &[]);
-        let got = http_post(m.client_port, "/v3/kv/range", &[], r#"{"key":"YQ=="}"#).unwrap();
+        let got = http_post(m.client_port, "/v3/kv/range", &[], r#"{"key":"YQ=="}"#)
+            .unwrap_or_else(|e| panic!("{flavor:?}: POST /v3/kv/range: {e}"));
         assert_eq!(got, (404, "404 page not found\n".to_string()), "{flavor:?}");
         assert_eq!(out(&m.etcdctl(&["put", "a", "1"])), "OK\n", "{flavor:?}");
     }
